@@ -1,0 +1,79 @@
+/* common.c: error formatting, dtype tables, checked allocation. */
+#include "ll_common.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+ll_status ll_fail(ll_err *err, ll_status status, const char *fmt, ...) {
+    if (err) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+        va_end(ap);
+        for (char *p = err->msg; *p; p++)
+            if (*p == '\n' || *p == '\r') *p = ' ';
+    }
+    return status;
+}
+
+ll_status ll_fail_prefix(ll_err *err, ll_status status, const char *fmt, ...) {
+    if (err) {
+        char prefix[LL_ERR_MSG_MAX], old[LL_ERR_MSG_MAX];
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(prefix, sizeof prefix, fmt, ap);
+        va_end(ap);
+        memcpy(old, err->msg, sizeof old);
+        snprintf(err->msg, sizeof err->msg, "%s: %s", prefix, old);
+    }
+    return status;
+}
+
+int ll_status_exit_code(ll_status s) {
+    switch (s) {
+    case LL_OK: return 0;
+    case LL_ERR_USAGE: return 2;
+    case LL_ERR_INPUT: return 3;
+    case LL_ERR_IO: return 4;
+    case LL_ERR_NOMEM: return 5;
+    case LL_ERR_BACKEND: return 6;
+    default: return 70;
+    }
+}
+
+size_t ll_dtype_size(ll_dtype t) {
+    switch (t) {
+    case LL_DTYPE_F32: return 4;
+    case LL_DTYPE_F16: return 2;
+    case LL_DTYPE_BF16: return 2;
+    default: return 0;
+    }
+}
+
+const char *ll_dtype_name(ll_dtype t) {
+    switch (t) {
+    case LL_DTYPE_F32: return "F32";
+    case LL_DTYPE_F16: return "F16";
+    case LL_DTYPE_BF16: return "BF16";
+    default: return "?";
+    }
+}
+
+void *ll_malloc_array(size_t count, size_t elem) {
+    size_t n;
+    if (ll_mul_size(count, elem, &n)) return NULL;
+    return malloc(n ? n : 1);
+}
+
+void *ll_calloc_array(size_t count, size_t elem) {
+    size_t n;
+    if (ll_mul_size(count, elem, &n)) return NULL;
+    return calloc(n ? count : 1, n ? elem : 1);
+}
+
+void ll_assert_fail(const char *expr, const char *file, int line) {
+    fprintf(stderr, "logitlens: internal error: assertion '%s' failed at %s:%d\n", expr, file, line);
+    abort();
+}

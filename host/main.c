@@ -1,0 +1,70 @@
+/* main.c: the logitlens executable: dispatches to the subcommands in cli_*.c. */
+#include "cli.h"
+#include "ll_common.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+const char *ll_command_line = "";
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "logitlens %s: the logit lens on every layer of a Hugging Face checkpoint\n"
+            "\n"
+            "usage: logitlens <command> [options]   (logitlens <command> --help for each)\n"
+            "\n"
+            "commands:\n"
+            "  run       run the lens over prompts and write an HDF5 file\n"
+            "  show      print the per-layer table and the layer x position grid of a result file\n"
+            "  inspect   describe a model directory: architecture, shapes, parameters, memory a run needs\n"
+            "  synth     write a small random model in the Hugging Face layout\n"
+            "  tokenize  print the token ids and pieces of a text\n",
+            LL_VERSION);
+}
+
+static char *join_args(int argc, char **argv) {
+    size_t n = 1;
+    for (int i = 0; i < argc; i++) n += strlen(argv[i]) + 3;
+    char *s = malloc(n);
+    if (!s) return NULL;
+    s[0] = 0;
+    for (int i = 0; i < argc; i++) {
+        if (i) strcat(s, " ");
+        int quote = strpbrk(argv[i], " \t\"'") != NULL || argv[i][0] == 0;
+        if (quote) strcat(s, "'");
+        strcat(s, argv[i]);
+        if (quote) strcat(s, "'");
+    }
+    return s;
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    const char *cmd = argv[1];
+    if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) {
+        usage(stdout);
+        return 0;
+    }
+    if (!strcmp(cmd, "--version")) {
+        printf("logitlens %s\n", LL_VERSION);
+        return 0;
+    }
+    char *cl = join_args(argc, argv);
+    ll_command_line = cl ? cl : "";
+    int rc;
+    if (!strcmp(cmd, "run")) rc = ll_cmd_run(argc - 1, argv + 1);
+    else if (!strcmp(cmd, "show")) rc = ll_cmd_show(argc - 1, argv + 1);
+    else if (!strcmp(cmd, "inspect")) rc = ll_cmd_inspect(argc - 1, argv + 1);
+    else if (!strcmp(cmd, "synth")) rc = ll_cmd_synth(argc - 1, argv + 1);
+    else if (!strcmp(cmd, "tokenize")) rc = ll_cmd_tokenize(argc - 1, argv + 1);
+    else {
+        fprintf(stderr, "logitlens: unknown command '%s' (expected run, show, inspect, synth or tokenize)\n", cmd);
+        rc = 2;
+    }
+    free(cl);
+    return rc;
+}

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Installs what building and testing logitlens needs, skipping whatever is already present.
+# Debian packages through apt-get (needs root or sudo), Python packages through pip for the
+# python3 found on PATH (the interpreter the tests run with). Safe to run repeatedly.
+set -euo pipefail
+
+DEB_PKGS=(build-essential pkg-config libopenblas-dev libcjson-dev libhdf5-dev
+          libpcre2-dev libutf8proc-dev)
+PY_PKGS=(numpy h5py pytest xarray h5netcdf)
+# Further needs of individual parts: tools/deps/debian-*.txt and tools/deps/pip-*.txt, one name a line
+# (pip lines: "import_name pip_name" when the two differ).
+here=$(cd "$(dirname "$0")" && pwd)
+for f in "$here"/deps/debian-*.txt; do [ -f "$f" ] && while read -r p _; do [ -n "$p" ] && [ "${p#\#}" = "$p" ] && DEB_PKGS+=("$p"); done < "$f"; done
+PY_MODS=()
+for p in "${PY_PKGS[@]}"; do PY_MODS+=("$p:$p"); done
+for f in "$here"/deps/pip-*.txt; do [ -f "$f" ] && while read -r m p; do [ -n "$m" ] && [ "${m#\#}" = "$m" ] && PY_MODS+=("$m:${p:-$m}"); done < "$f"; done
+
+missing_debs=()
+for p in "${DEB_PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing_debs+=("$p")
+done
+if [ ${#missing_debs[@]} -gt 0 ]; then
+  echo "install-deps: installing Debian packages: ${missing_debs[*]}" >&2
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing_debs[@]}" >/dev/null
+fi
+
+PY=${PYTHON:-python3}
+missing_py=()
+for mp in "${PY_MODS[@]}"; do
+  "$PY" -c "import ${mp%%:*}" 2>/dev/null || missing_py+=("${mp#*:}")
+done
+if [ ${#missing_py[@]} -gt 0 ]; then
+  echo "install-deps: installing Python packages for $PY: ${missing_py[*]}" >&2
+  "$PY" -m pip install -q "${missing_py[@]}"
+fi
