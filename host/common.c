@@ -26,7 +26,14 @@ ll_status ll_fail_prefix(ll_err *err, ll_status status, const char *fmt, ...) {
         vsnprintf(prefix, sizeof prefix, fmt, ap);
         va_end(ap);
         memcpy(old, err->msg, sizeof old);
-        snprintf(err->msg, sizeof err->msg, "%s: %s", prefix, old);
+        size_t n = strlen(prefix);
+        if (n > sizeof err->msg - 3) n = sizeof err->msg - 3;
+        memcpy(err->msg, prefix, n);
+        memcpy(err->msg + n, ": ", 2);
+        size_t room = sizeof err->msg - n - 3, m = strnlen(old, sizeof old);
+        if (m > room) m = room;
+        memcpy(err->msg + n + 2, old, m);
+        err->msg[n + 2 + m] = 0;
     }
     return status;
 }

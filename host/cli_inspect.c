@@ -1,0 +1,124 @@
+/* cli_inspect.c: `logitlens inspect DIR`: architecture, shapes, parameter count, dtypes, and the memory a
+ * run needs on each backend. */
+#include "args.h"
+#include "cli.h"
+#include "ll_engine.h"
+#include "ll_model.h"
+#include "ll_tokenizer.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static const char inspect_usage[] =
+    "usage: logitlens inspect DIR [--batch-tokens N] [--points KINDS] [--layers A:B:S] [--topk K]\n"
+    "\n"
+    "Describes a Hugging Face model directory: architecture, shapes, parameter count, storage dtypes, and the\n"
+    "memory plan of a run (weights + activations + lens buffers for a batch of N tokens) on the CPU and CUDA\n"
+    "backends.\n";
+
+static void human(double b, char *buf, size_t cap) {
+    const char *u[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+    int i = 0;
+    while (b >= 1024 && i < 4) b /= 1024, i++;
+    snprintf(buf, cap, "%.2f %s", b, u[i]);
+}
+
+int ll_cmd_inspect(int argc, char **argv) {
+    const char *dir = NULL, *points = NULL, *layers = NULL;
+    int64_t batch_tokens = 4096, topk = 10;
+    for (int i = 1; i < argc; i++) {
+        const char *val = NULL;
+        int r;
+        if (ll_arg_flag(argv, i, "--help") || ll_arg_flag(argv, i, "-h")) {
+            fputs(inspect_usage, stdout);
+            return 0;
+        }
+        if ((r = ll_arg_value(argc, argv, &i, "--batch-tokens", &val)) != 0) {
+            if (r < 0 || ll_parse_int(val, 1, 1LL << 32, &batch_tokens)) {
+                fprintf(stderr, "logitlens inspect: --batch-tokens: expected a positive integer\n");
+                return ll_status_exit_code(LL_ERR_USAGE);
+            }
+        } else if ((r = ll_arg_value(argc, argv, &i, "--topk", &val)) != 0) {
+            if (r < 0 || ll_parse_int(val, 1, 1 << 20, &topk)) {
+                fprintf(stderr, "logitlens inspect: --topk: expected a positive integer\n");
+                return ll_status_exit_code(LL_ERR_USAGE);
+            }
+        } else if ((r = ll_arg_value(argc, argv, &i, "--points", &val)) != 0) points = val;
+        else if ((r = ll_arg_value(argc, argv, &i, "--layers", &val)) != 0) layers = val;
+        else if (argv[i][0] == '-' || dir) {
+            fprintf(stderr, "logitlens inspect: unexpected argument '%s' (see logitlens inspect --help)\n", argv[i]);
+            return ll_status_exit_code(LL_ERR_USAGE);
+        } else dir = argv[i];
+        if (r < 0) {
+            fprintf(stderr, "logitlens inspect: option %s needs a value\n", argv[i]);
+            return ll_status_exit_code(LL_ERR_USAGE);
+        }
+    }
+    if (!dir) {
+        fprintf(stderr, "logitlens inspect: a model directory is required\n");
+        return ll_status_exit_code(LL_ERR_USAGE);
+    }
+    ll_err err = {{0}};
+    ll_model_files *m = NULL;
+    ll_points pts = {0};
+    ll_status rc = ll_model_files_open(dir, &m, &err);
+    if (!rc) rc = ll_points_parse(points, layers, m->cfg.n_layers, &pts, &err);
+    if (rc) {
+        fprintf(stderr, "logitlens inspect: %s\n", err.msg);
+        ll_model_files_close(m);
+        return ll_status_exit_code(rc);
+    }
+    const ll_config *c = &m->cfg;
+    char b1[32], b2[32], b3[32];
+    printf("model         %s\n", dir);
+    printf("architecture  %s\n", c->arch);
+    printf("layers        %d\n", c->n_layers);
+    printf("d_model       %lld\n", (long long)c->d_model);
+    printf("heads         %d query, %d key/value, head_dim %d\n", c->n_heads, c->n_kv_heads, c->head_dim);
+    printf("mlp           %lld wide, %s\n", (long long)c->d_ff,
+           c->mlp == LL_MLP_SWIGLU ? "SwiGLU" : c->act == LL_ACT_GELU_TANH ? "GELU (tanh)" : "GELU (erf)");
+    printf("norm          %s, eps %g\n", c->norm == LL_NORM_RMSNORM ? "RMSNorm" : "LayerNorm", c->norm_eps);
+    if (c->use_rope)
+        printf("positions     RoPE on %d of %d dims, theta %g%s\n", c->rope.rot_dim, c->head_dim, c->rope.theta,
+               c->rope.llama3 ? ", llama3 scaling" : "");
+    else printf("positions     learned, %lld\n", (long long)c->n_ctx);
+    printf("residual      %s\n", c->parallel_residual ? "parallel (attention and MLP from the same input)" : "sequential");
+    printf("vocabulary    %lld (%s unembedding)\n", (long long)c->vocab, c->tied ? "tied" : "untied");
+    printf("context       %lld tokens\n", (long long)c->n_ctx);
+    int count[LL_DTYPE_COUNT] = {0};
+    double stored = 0;
+    for (int i = 0; i < m->n_specs; i++) {
+        count[m->bound[i]->dtype]++;
+        stored += (double)m->bound[i]->nbytes;
+    }
+    printf("parameters    %lld (%.3g B)\n", (long long)m->n_params, (double)m->n_params / 1e9);
+    printf("dtypes       ");
+    for (int d = 0; d < LL_DTYPE_COUNT; d++)
+        if (count[d]) printf(" %s x%d", ll_dtype_name((ll_dtype)d), count[d]);
+    printf("\n");
+    printf("files         %d safetensors file(s), %d tensors used\n", m->st->n_files, m->n_specs);
+    printf("tokenizer     %s\n", ll_tokenizer_exists(dir) ? "tokenizer.json" : "none (token ids only)");
+    printf("\ntensors (layer 0 and global):\n");
+    for (int i = 0; i < m->n_specs; i++) {
+        if (m->specs[i].layer > 0) continue;
+        char sh[64];
+        ll_st_shape_str(m->specs[i].shape, m->specs[i].ndim, sh, sizeof sh);
+        printf("  %-52s %-16s %s\n", m->specs[i].name, sh, ll_dtype_name(m->bound[i]->dtype));
+    }
+    ll_engine_opts eo = {.topk = (int)topk};
+    size_t act = ll_engine_activation_bytes(c, &pts, &eo, batch_tokens);
+    printf("\nmemory plan for batches of %lld tokens, %d points, top-%lld:\n", (long long)batch_tokens, pts.n,
+           (long long)topk);
+    human((double)m->n_params * 4, b1, sizeof b1);
+    human((double)act, b2, sizeof b2);
+    human((double)m->n_params * 4 + (double)act, b3, sizeof b3);
+    printf("  cpu    weights %s (fp32)  + activations and lens %s  = %s host memory\n", b1, b2, b3);
+    human(stored, b1, sizeof b1);
+    human(stored + (double)act, b3, sizeof b3);
+    printf("  cuda   weights %s (as stored) + activations and lens %s  = %s device memory, plus the lens\n"
+           "         vocabulary-tile buffer and cuBLAS workspace\n",
+           b1, b2, b3);
+    ll_points_free(&pts);
+    ll_model_files_close(m);
+    return 0;
+}

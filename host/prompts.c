@@ -1,0 +1,259 @@
+/* prompts.c: reading, tokenizing and validating prompts. */
+#include "ll_prompts.h"
+
+#include <cJSON.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void ll_prompts_free(ll_prompt_set *s) {
+    for (int i = 0; i < s->n; i++) {
+        free(s->v[i].text);
+        free(s->v[i].target_text);
+        free(s->v[i].ids);
+    }
+    free(s->v);
+    memset(s, 0, sizeof *s);
+}
+
+static ll_prompt *new_prompt(ll_prompt_set *s, const char *origin, ll_err *err) {
+    if (s->n == s->cap) {
+        int cap = s->cap ? 2 * s->cap : 16;
+        ll_prompt *v = realloc(s->v, sizeof *v * (size_t)cap);
+        if (!v) {
+            ll_fail(err, LL_ERR_NOMEM, "out of memory reading prompts");
+            return NULL;
+        }
+        s->v = v;
+        s->cap = cap;
+    }
+    ll_prompt *p = &s->v[s->n++];
+    memset(p, 0, sizeof *p);
+    p->target_id = -1;
+    snprintf(p->origin, sizeof p->origin, "%s", origin);
+    return p;
+}
+
+ll_status ll_prompts_add_text(ll_prompt_set *s, const char *text, const char *origin, ll_err *err) {
+    if (!text[0]) return ll_fail(err, LL_ERR_INPUT, "%s: empty prompt", origin);
+    ll_prompt *p = new_prompt(s, origin, err);
+    if (!p) return LL_ERR_NOMEM;
+    if (!(p->text = strdup(text))) return ll_fail(err, LL_ERR_NOMEM, "out of memory");
+    return LL_OK;
+}
+
+ll_status ll_prompts_add_token_list(ll_prompt_set *s, const char *ids, const char *origin, ll_err *err) {
+    ll_prompt *p = new_prompt(s, origin, err);
+    if (!p) return LL_ERR_NOMEM;
+    size_t cap = 1;
+    for (const char *c = ids; *c; c++) cap += *c == ',';
+    if (!(p->ids = ll_malloc_array(cap, 4))) return ll_fail(err, LL_ERR_NOMEM, "out of memory");
+    const char *c = ids;
+    while (*c) {
+        while (*c == ' ') c++;
+        if (!*c) break;
+        char *end;
+        errno = 0;
+        long long v = strtoll(c, &end, 10);
+        if (end == c || errno || (*end && *end != ',' && *end != ' '))
+            return ll_fail(err, LL_ERR_INPUT, "%s: '%s' is not a comma-separated list of token ids", origin, ids);
+        if (v < 0) return ll_fail(err, LL_ERR_INPUT, "%s: token id %lld is negative", origin, v);
+        if (v > INT32_MAX) return ll_fail(err, LL_ERR_INPUT, "%s: token id %lld is out of range", origin, v);
+        p->ids[p->n++] = (int32_t)v;
+        c = end;
+        while (*c == ' ') c++;
+        if (*c == ',') c++;
+    }
+    if (p->n == 0) return ll_fail(err, LL_ERR_INPUT, "%s: empty prompt (no token ids)", origin);
+    return LL_OK;
+}
+
+static ll_status jsonl_line(ll_prompt_set *s, const char *line, size_t len, const char *origin, ll_err *err) {
+    cJSON *o = cJSON_ParseWithLength(line, len);
+    ll_status rc = LL_OK;
+    if (!cJSON_IsObject(o)) {
+        rc = ll_fail(err, LL_ERR_INPUT, "%s: not a JSON object (expected {\"prompt\": ...} or {\"tokens\": [...]})",
+                     origin);
+        goto done;
+    }
+    cJSON *pr = cJSON_GetObjectItemCaseSensitive(o, "prompt");
+    cJSON *tk = cJSON_GetObjectItemCaseSensitive(o, "tokens");
+    cJSON *tg = cJSON_GetObjectItemCaseSensitive(o, "target");
+    cJSON *ti = cJSON_GetObjectItemCaseSensitive(o, "target_id");
+    if ((pr != NULL) == (tk != NULL)) {
+        rc = ll_fail(err, LL_ERR_INPUT, "%s: needs exactly one of \"prompt\" (text) and \"tokens\" (list of ids)",
+                     origin);
+        goto done;
+    }
+    if (pr) {
+        if (!cJSON_IsString(pr)) {
+            rc = ll_fail(err, LL_ERR_INPUT, "%s: \"prompt\" must be a string", origin);
+            goto done;
+        }
+        if ((rc = ll_prompts_add_text(s, pr->valuestring, origin, err))) goto done;
+    } else {
+        if (!cJSON_IsArray(tk)) {
+            rc = ll_fail(err, LL_ERR_INPUT, "%s: \"tokens\" must be a list of token ids", origin);
+            goto done;
+        }
+        int n = cJSON_GetArraySize(tk);
+        if (n == 0) {
+            rc = ll_fail(err, LL_ERR_INPUT, "%s: empty prompt (\"tokens\" is an empty list)", origin);
+            goto done;
+        }
+        ll_prompt *p = new_prompt(s, origin, err);
+        if (!p) {
+            rc = LL_ERR_NOMEM;
+            goto done;
+        }
+        if (!(p->ids = ll_malloc_array((size_t)n, 4))) {
+            rc = ll_fail(err, LL_ERR_NOMEM, "out of memory");
+            goto done;
+        }
+        for (cJSON *x = tk->child; x; x = x->next) {
+            double v = x->valuedouble;
+            if (!cJSON_IsNumber(x) || v != floor(v)) {
+                rc = ll_fail(err, LL_ERR_INPUT, "%s: \"tokens\"[%lld] is not an integer token id", origin,
+                             (long long)p->n);
+                goto done;
+            }
+            if (v < 0) {
+                rc = ll_fail(err, LL_ERR_INPUT, "%s: token id %.0f is negative", origin, v);
+                goto done;
+            }
+            if (v > INT32_MAX) {
+                rc = ll_fail(err, LL_ERR_INPUT, "%s: token id %.0f is out of range", origin, v);
+                goto done;
+            }
+            p->ids[p->n++] = (int32_t)v;
+        }
+    }
+    ll_prompt *p = &s->v[s->n - 1];
+    if (tg && !cJSON_IsNull(tg)) {
+        if (!cJSON_IsString(tg) || !tg->valuestring[0]) {
+            rc = ll_fail(err, LL_ERR_INPUT, "%s: \"target\" must be a non-empty string", origin);
+            goto done;
+        }
+        if (!(p->target_text = strdup(tg->valuestring))) {
+            rc = ll_fail(err, LL_ERR_NOMEM, "out of memory");
+            goto done;
+        }
+    }
+    if (ti && !cJSON_IsNull(ti)) {
+        if (!cJSON_IsNumber(ti) || ti->valuedouble != floor(ti->valuedouble) || ti->valuedouble < 0 ||
+            ti->valuedouble > INT32_MAX) {
+            rc = ll_fail(err, LL_ERR_INPUT, "%s: \"target_id\" must be a non-negative integer token id", origin);
+            goto done;
+        }
+        if (p->target_text) {
+            rc = ll_fail(err, LL_ERR_INPUT, "%s: give either \"target\" or \"target_id\", not both", origin);
+            goto done;
+        }
+        p->target_id = (int32_t)ti->valuedouble;
+    }
+done:
+    cJSON_Delete(o);
+    return rc;
+}
+
+static int has_suffix(const char *s, const char *suf) {
+    size_t a = strlen(s), b = strlen(suf);
+    return a >= b && !strcmp(s + a - b, suf);
+}
+
+ll_status ll_prompts_load_file(ll_prompt_set *s, const char *path, ll_err *err) {
+    int jsonl = has_suffix(path, ".jsonl");
+    if (!jsonl && !has_suffix(path, ".txt"))
+        return ll_fail(err, LL_ERR_USAGE, "--prompts %s: expected a .txt or .jsonl file", path);
+    FILE *f = fopen(path, "rb");
+    if (!f) return ll_fail(err, LL_ERR_INPUT, "--prompts %s: cannot open: %s", path, strerror(errno));
+    const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t len;
+    long lineno = 0;
+    int before = s->n;
+    ll_status rc = LL_OK;
+    while ((len = getline(&line, &cap, f)) >= 0) {
+        lineno++;
+        while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r')) line[--len] = 0;
+        char origin[256];
+        snprintf(origin, sizeof origin, "%s:%ld", base, lineno);
+        if (memchr(line, 0, (size_t)len)) {
+            rc = ll_fail(err, LL_ERR_INPUT, "%s: line contains a NUL byte", origin);
+            break;
+        }
+        if (jsonl) {
+            size_t i = 0;
+            while (i < (size_t)len && (line[i] == ' ' || line[i] == '\t')) i++;
+            if (i == (size_t)len) continue; /* blank lines between records are allowed in JSON Lines */
+            if ((rc = jsonl_line(s, line, (size_t)len, origin, err))) break;
+        } else {
+            if ((rc = ll_prompts_add_text(s, line, origin, err))) break;
+        }
+    }
+    free(line);
+    if (rc == LL_OK && ferror(f)) rc = ll_fail(err, LL_ERR_IO, "--prompts %s: read error", path);
+    fclose(f);
+    if (rc == LL_OK && s->n == before) rc = ll_fail(err, LL_ERR_INPUT, "--prompts %s: no prompts in the file", path);
+    return rc;
+}
+
+ll_status ll_prompts_tokenize(ll_prompt_set *s, ll_tokenizer *tk, const char *model_dir, int add_special,
+                              ll_err *err) {
+    for (int i = 0; i < s->n; i++) {
+        ll_prompt *p = &s->v[i];
+        if ((p->text || p->target_text) && !tk)
+            return ll_fail(err, LL_ERR_INPUT,
+                           "%s: text prompts need %s/tokenizer.json (not found); give token ids instead", p->origin,
+                           model_dir);
+        ll_status rc;
+        if (p->text && !p->ids) {
+            size_t n = 0;
+            if ((rc = ll_tokenizer_encode(tk, p->text, strlen(p->text), add_special, &p->ids, &n, err)))
+                return ll_fail_prefix(err, rc, "%s", p->origin);
+            p->n = (int64_t)n;
+            if (n == 0) return ll_fail(err, LL_ERR_INPUT, "%s: prompt tokenizes to no tokens", p->origin);
+        }
+        if (p->target_text) {
+            int32_t *ids = NULL;
+            size_t n = 0;
+            if ((rc = ll_tokenizer_encode(tk, p->target_text, strlen(p->target_text), 0, &ids, &n, err)))
+                return ll_fail_prefix(err, rc, "%s: target", p->origin);
+            if (n == 0) {
+                free(ids);
+                return ll_fail(err, LL_ERR_INPUT, "%s: target '%s' tokenizes to no tokens", p->origin, p->target_text);
+            }
+            p->target_id = ids[0];
+            free(ids);
+        }
+    }
+    return LL_OK;
+}
+
+ll_status ll_prompts_validate(const ll_prompt_set *s, int64_t vocab, int64_t n_ctx, int64_t sliding_window,
+                              ll_err *err) {
+    if (s->n == 0) return ll_fail(err, LL_ERR_USAGE, "no prompts: give --prompt, --tokens or --prompts");
+    for (int i = 0; i < s->n; i++) {
+        const ll_prompt *p = &s->v[i];
+        if (p->n <= 0) return ll_fail(err, LL_ERR_INPUT, "%s: empty prompt", p->origin);
+        if (p->n > n_ctx)
+            return ll_fail(err, LL_ERR_INPUT, "%s: prompt has %lld tokens, longer than the model's context of %lld",
+                           p->origin, (long long)p->n, (long long)n_ctx);
+        if (sliding_window > 0 && p->n > sliding_window)
+            return ll_fail(err, LL_ERR_INPUT,
+                           "%s: prompt has %lld tokens, longer than config.json's sliding_window %lld "
+                           "(sliding-window attention is not supported)",
+                           p->origin, (long long)p->n, (long long)sliding_window);
+        for (int64_t j = 0; j < p->n; j++)
+            if (p->ids[j] < 0 || p->ids[j] >= vocab)
+                return ll_fail(err, LL_ERR_INPUT, "%s: token id %d at position %lld is out of range (vocabulary has %lld ids)",
+                               p->origin, p->ids[j], (long long)j, (long long)vocab);
+        if (p->target_id >= vocab)
+            return ll_fail(err, LL_ERR_INPUT, "%s: target id %d is out of range (vocabulary has %lld ids)", p->origin,
+                           p->target_id, (long long)vocab);
+    }
+    return LL_OK;
+}

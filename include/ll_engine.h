@@ -1,0 +1,81 @@
+/* ll_engine.h: the forward pass with residual-stream capture, and the lens over the captured points,
+ * run through the backend op table (one orchestration path for every backend). */
+#ifndef LL_ENGINE_H
+#define LL_ENGINE_H
+
+#include "ll_backend.h"
+#include "ll_comm.h"
+#include "ll_model.h"
+
+#include <stdint.h>
+
+#define LL_POINT_NAME_MAX 24
+
+/* Which residual-stream points are captured, in depth order. */
+typedef struct ll_points {
+    int n;
+    char (*names)[LL_POINT_NAME_MAX]; /* [n] "embed", "mid.3", "post.3" */
+    int32_t *layers;                  /* [n] layer, -1 for embed */
+    int embed;                        /* index of the embed point or -1 */
+    int *mid;                         /* [n_layers] index of mid.l or -1 */
+    int *post;                        /* [n_layers] index of post.l or -1 */
+} ll_points;
+
+/* kinds: comma list of embed,mid,post; layers: Python slice "a:b:s", a single index, or NULL for all. */
+ll_status ll_points_parse(const char *kinds, const char *layers, int n_layers, ll_points *p, ll_err *err);
+void ll_points_free(ll_points *p);
+
+/* A batch of whole prompts packed without padding (host memory). */
+typedef struct ll_batch {
+    int64_t T;              /* tokens */
+    int n_prompts;
+    const int32_t *tokens;  /* [T] */
+    const int32_t *pos;     /* [T] position within the prompt */
+    const int64_t *off;     /* [n_prompts + 1] */
+    const int32_t *target;  /* [T] target id or -1 */
+} ll_batch;
+
+/* Per-token lens results of one batch, host memory, token-major (as written to HDF5). */
+typedef struct ll_lens_out {
+    int32_t *topk_ids;      /* [T, P, k] */
+    float *topk_probs;      /* [T, P, k] */
+    float *entropy;         /* [T, P] */
+    float *kl_final;        /* [T, P] */
+    float *target_probs;    /* [T, P] */
+    float *target_logprobs; /* [T, P] */
+    int32_t *target_ranks;  /* [T, P] */
+    float *hidden;          /* [T, P, d] when requested */
+    uint16_t *probs;        /* [n_probs_rows, P, nv] when requested */
+} ll_lens_out;
+
+typedef struct ll_engine_opts {
+    int topk;
+    int save_hidden;
+    int64_t probs_nv;           /* columns of saved probability rows (0 = none saved) */
+    const int32_t *probs_vocab; /* [probs_nv] host ids, NULL = all V */
+    int64_t max_probs_rows;     /* most tokens per batch whose rows are saved */
+} ll_engine_opts;
+
+typedef struct ll_engine ll_engine;
+
+/* Memory (bytes of backend memory) the activations and lens buffers take for batches of up to max_T
+ * tokens; weights not included. */
+size_t ll_engine_activation_bytes(const ll_config *c, const ll_points *p, const ll_engine_opts *o, int64_t max_T);
+
+ll_status ll_engine_init(ll_backend *be, const ll_config *c, const ll_weights *w, ll_comm *comm,
+                         const ll_points *p, const ll_engine_opts *o, int64_t max_T, ll_engine **out, ll_err *err);
+void ll_engine_free(ll_engine *e);
+
+/* Runs the forward pass of one batch, capturing the points (forward.c). */
+ll_status ll_engine_forward(ll_engine *e, const ll_batch *b, ll_err *err);
+/* Runs the lens over the captured points of the batch just forwarded and fills out (lens.c). probs_rows:
+ * batch-local token indices whose full rows are saved (n_probs_rows of them). */
+ll_status ll_engine_lens(ll_engine *e, const ll_batch *b, const int64_t *probs_rows, int64_t n_probs_rows,
+                         ll_lens_out *out, ll_err *err);
+
+/* Allocates/frees the host result arrays of a batch of T tokens (n_probs_rows saved rows). */
+ll_status ll_lens_out_alloc(ll_lens_out *o, int64_t T, int P, int k, int64_t d, int save_hidden, int64_t n_probs_rows,
+                            int64_t nv, ll_err *err);
+void ll_lens_out_free(ll_lens_out *o);
+
+#endif

@@ -1,0 +1,147 @@
+/* ll_model.h: a model's configuration (from config.json), the tensors its architecture needs, and
+ * its weights resident on a backend.
+ *
+ * The three families differ only in a choice of ops and in tensor names: that choice is an ll_config
+ * filled by one file per architecture (host/arch_*.c), and forward.c wires the ops from it. */
+#ifndef LL_MODEL_H
+#define LL_MODEL_H
+
+#include "ll_backend.h"
+#include "ll_common.h"
+#include "ll_math.h"
+#include "ll_safetensors.h"
+
+#include <cJSON.h>
+#include <stdint.h>
+
+typedef enum ll_norm_kind { LL_NORM_LAYERNORM = 0, LL_NORM_RMSNORM = 1 } ll_norm_kind;
+
+typedef enum ll_qkv_kind {
+    LL_QKV_FUSED_GPT2 = 0, /* c_attn Conv1D [d, 3d]: output row = [q | k | v] */
+    LL_QKV_FUSED_NEOX = 1, /* query_key_value Linear [3d, d]: output row = [q_0 k_0 v_0 q_1 k_1 v_1 ...] per head */
+    LL_QKV_SEPARATE = 2,   /* q_proj / k_proj / v_proj */
+} ll_qkv_kind;
+
+typedef enum ll_mlp_kind { LL_MLP_GELU = 0, LL_MLP_SWIGLU = 1 } ll_mlp_kind;
+
+/* Global (per-model) weight roles. */
+typedef enum ll_gw {
+    LL_GW_TOK_EMBED = 0, /* [V, d] */
+    LL_GW_POS_EMBED,     /* [n_ctx, d] learned positions (gpt2) */
+    LL_GW_FINAL_NORM,    /* [d] */
+    LL_GW_FINAL_NORM_B,  /* [d] */
+    LL_GW_UNEMBED,       /* [V, d]; absent when tied (the token embedding is used) */
+    LL_GW_UNEMBED_B,     /* [V] */
+    LL_GW_COUNT
+} ll_gw;
+
+/* Per-layer weight roles. */
+typedef enum ll_lw {
+    LL_LW_NORM1 = 0, LL_LW_NORM1_B,
+    LL_LW_QKV, LL_LW_QKV_B,       /* fused */
+    LL_LW_Q, LL_LW_Q_B, LL_LW_K, LL_LW_K_B, LL_LW_V, LL_LW_V_B,
+    LL_LW_O, LL_LW_O_B,
+    LL_LW_NORM2, LL_LW_NORM2_B,
+    LL_LW_UP, LL_LW_UP_B,         /* c_fc / dense_h_to_4h / up_proj */
+    LL_LW_GATE, LL_LW_GATE_B,     /* gate_proj (SwiGLU) */
+    LL_LW_DOWN, LL_LW_DOWN_B,     /* c_proj / dense_4h_to_h / down_proj */
+    LL_LW_COUNT
+} ll_lw;
+
+typedef struct ll_config {
+    char arch[32];          /* "gpt2", "gpt_neox", "llama", "mistral", "qwen2" */
+    int n_layers;
+    int64_t d_model;        /* d */
+    int n_heads;
+    int n_kv_heads;
+    int head_dim;
+    int64_t d_ff;           /* MLP width */
+    int64_t vocab;          /* V: rows of the unembedding */
+    int64_t n_ctx;          /* longest prompt the model accepts */
+    int64_t sliding_window; /* 0 = none; longer prompts are refused */
+    float norm_eps;
+    ll_norm_kind norm;
+    ll_qkv_kind qkv;
+    ll_mlp_kind mlp;
+    ll_act act;             /* LL_MLP_GELU's activation */
+    ll_wlayout wlayout;     /* storage of matmul weights */
+    int learned_pos;        /* gpt2 */
+    int use_rope;
+    ll_rope_params rope;
+    int parallel_residual;  /* gpt_neox use_parallel_residual */
+    int tied;               /* unembedding = token embedding */
+    int attn_bias;          /* q/k/v (or fused qkv) biases */
+    int o_bias;
+    int mlp_bias;
+    int norm_bias;          /* LayerNorm biases */
+    char prefix[32];        /* tensor name prefix found (gpt2: "" or "transformer.") */
+} ll_config;
+
+/* One tensor the architecture needs: its name and the exact shape config.json implies. */
+typedef struct ll_tensor_spec {
+    char name[160];
+    int layer;              /* -1 for global */
+    int role;               /* ll_gw or ll_lw */
+    int ndim;
+    int64_t shape[2];
+    int init;               /* synth: 0 random matrix, 1 ones-ish (norm weight), 2 small (bias) */
+} ll_tensor_spec;
+
+/* Parses config.json (path for messages) into c. Unknown architectures and missing or malformed fields
+ * are LL_ERR_INPUT errors naming the field. */
+ll_status ll_config_parse(const char *path, const char *text, size_t len, ll_config *c, ll_err *err);
+
+/* The tensors c needs (allocated array, caller frees). */
+ll_status ll_config_tensor_specs(const ll_config *c, ll_tensor_spec **out, int *n, ll_err *err);
+
+/* Whether a checkpoint tensor that is not in the spec list is a known non-weight buffer to ignore. */
+int ll_config_is_ignored_buffer(const ll_config *c, const char *name);
+
+/* Architecture files: fill c from the parsed config.json (root) for their family. */
+ll_status ll_arch_gpt2_config(const cJSON *root, const char *path, ll_config *c, ll_err *err);
+ll_status ll_arch_neox_config(const cJSON *root, const char *path, ll_config *c, ll_err *err);
+ll_status ll_arch_llama_config(const cJSON *root, const char *path, ll_config *c, ll_err *err);
+void ll_arch_gpt2_specs(const ll_config *c, ll_tensor_spec *s, int *n);
+void ll_arch_neox_specs(const ll_config *c, ll_tensor_spec *s, int *n);
+void ll_arch_llama_specs(const ll_config *c, ll_tensor_spec *s, int *n);
+
+/* A model directory opened and validated (no weights on a backend yet). */
+typedef struct ll_model_files {
+    char *dir;
+    ll_config cfg;
+    char config_sha256[65];
+    ll_st_set *st;
+    ll_tensor_spec *specs;
+    int n_specs;
+    const ll_st_tensor **bound; /* [n_specs] checkpoint tensor of each spec */
+    ll_dtype dtype;             /* storage dtype of the matrices (the most common one) */
+    int64_t n_params;
+} ll_model_files;
+
+/* Reads config.json and the safetensors, and validates presence, dtype and exact shape of every
+ * tensor the architecture needs before anything is computed. */
+ll_status ll_model_files_open(const char *dir, ll_model_files **out, ll_err *err);
+void ll_model_files_close(ll_model_files *m);
+
+/* Weights on a backend. */
+typedef struct ll_weights {
+    ll_wt g[LL_GW_COUNT];
+    ll_wt *l;               /* [n_layers * LL_LW_COUNT] */
+    const ll_wt *unembed;   /* g[LL_GW_UNEMBED] or, tied, g[LL_GW_TOK_EMBED] */
+    size_t bytes;           /* backend memory held */
+} ll_weights;
+
+static inline const ll_wt *ll_weights_layer(const ll_weights *w, int layer, ll_lw role) {
+    const ll_wt *t = &w->l[(size_t)layer * LL_LW_COUNT + role];
+    return t->data ? t : NULL;
+}
+static inline const ll_wt *ll_weights_global(const ll_weights *w, ll_gw role) {
+    return w->g[role].data ? &w->g[role] : NULL;
+}
+
+/* Uploads every bound tensor to the backend (converting dtype as the backend wants) and releases the
+ * mapped pages behind it, so host memory never holds two full copies. */
+ll_status ll_weights_upload(ll_backend *be, const ll_model_files *m, ll_weights *w, ll_err *err);
+void ll_weights_free(ll_backend *be, ll_weights *w);
+
+#endif

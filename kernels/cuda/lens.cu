@@ -1,0 +1,441 @@
+/* lens.cu: the lens pass over the vocabulary (lens_pass) and the target logits (lens_target_logits).
+ *
+ * Math (docs/cuda.md, /shared LENS-MATH.md): for each lens row r (R = points x tokens) with normalized
+ *   x_r, logits z_r = W_U x_r (+ b). One pass over vocabulary tiles keeps per row, in fp32: the online
+ *   log-sum-exp state (m, S = sum e^(z-m), U = sum e^(z-m)(z-m)) merged with ll_lse_merge; the count
+ *   of logits strictly above the target logit (the target id itself excluded); a running top-k.
+ *   Finish: LSE = m + log S, H = log S - U/S (ll_lse_entropy), p_i = exp(z_i - LSE), rank = count.
+ * The [R x V] logits never exist: per row block and vocabulary tile, one cuBLAS GEMM writes
+ *   z[rblock, vtile] (fp32) into a bounded buffer (<= LL_CUDA_LENS_TILE_BYTES, default 256 MiB), then
+ *   the epilogue kernel reduces it. The launch sequence is 2 + tiles x (GEMM + epilogue) + 2 long,
+ *   whatever the number of points: all points' rows go through together.
+ * Precision: x is rounded once to W_U's dtype (BF16/F16: 16-bit GEMM operands, fp32 accumulation and
+ *   output; F32: fp32 GEMM, TF32 only with allow_tf32). lens_target_logits rounds x the same way, so the
+ *   target logit and the rank are measured on the same logits as the pass. The bias is added in fp32
+ *   in the epilogue. Statistics in fp32 with expf/logf (not the fast intrinsics).
+ * Layout: x [R, d] fp32; W_U [V, d] as stored; tile buffer z [rblock, vtile] row-major fp32 (column-major
+ *   [vtile, rblock] to cuBLAS: C = W_tile^T-op x^T). The running top-k lives in the outputs: topk_ids
+ *   [R, k] and topk_probs [R, k] (holding logits until the finishing kernel turns them into
+ *   probabilities); the rest of the per-row state (m, S, U, count, n) in scratch.
+ * Epilogue launch: one block of 256 threads per row of the row block; thread j holds columns
+ *   j, j + 256, ... (16 per thread, coalesced, in registers), so vtile <= 4096.
+ *   1. per-thread max, then S, U relative to it; block merge with ll_lse_merge (warp shuffles, then 8
+ *      warp states in shared memory), merged into the row's state by thread 0;
+ *   2. count above target: block sum;
+ *   3. top-k: a column is a candidate if it beats the row's current k-th entry (or the list is not yet
+ *      full). rounds = min(k, #candidates) block-wide arg-max rounds extract the tile's best candidates
+ *      in order (each round takes the best candidate after the previous winner in the order
+ *      (value desc, id asc)), into shared memory; thread 0 then merges them into the running list in
+ *      global memory (backward in-place merge, capacity k; for a single winner, ll_topk_insert). After
+ *      the first tiles the running k-th value is high and most tiles have no candidate at all.
+ *   Shared memory: 8 warp states + 8 (value, id) pairs + min(k, vtile) winners of 8 bytes (dynamic,
+ *   <= 32 KB). Barriers: in block-uniform code only (the round count is block-uniform).
+ * Cost: k rounds of a block arg-max on the first tile of a row; large k (hundreds and more) makes the
+ *   pass slow: use lens_probs for full distributions.
+ * Preconditions: 1 <= k <= V; d, V, R fit the int arguments of cuBLAS; target ids < V (larger ones are
+ *   never matched, so their rank counts every logit above zt).
+ * Determinism: yes: fixed reduction trees, a fixed tile order, no atomics.
+ * CPU reference: kernels/cpu (lens_pass, lens_target_logits); tests: tests/gpu/test_backend_ops.c
+ *   ("lens_target_logits", "lens_pass", with tiles forced small so that several vocabulary tiles and
+ *   row blocks are crossed), tests/gpu/run_models.sh (whole models, CUDA vs CPU). */
+#include "cuda_common.cuh"
+
+#include <stdlib.h>
+
+/* ---- tiling ------------------------------------------------------------------------------------- */
+
+size_t llc_lens_budget(void) {
+    const char *s = getenv("LL_CUDA_LENS_TILE_BYTES");
+    size_t b = (size_t)256 << 20;
+    if (s && s[0]) {
+        char *end = NULL;
+        unsigned long long v = strtoull(s, &end, 10);
+        if (end && *end == 0 && v > 0) b = (size_t)v;
+    }
+    if (b < 4096) b = 4096;
+    return b;
+}
+
+void llc_lens_plan(int64_t R, int64_t V, size_t bytes_per_elem, int64_t *rblock, int64_t *vtile) {
+    const int64_t budget = (int64_t)(llc_lens_budget() / bytes_per_elem); /* elements */
+    int64_t vt = budget / (R > 0 ? R : 1);
+    vt = vt / 128 * 128;
+    if (vt < 128) vt = 128;
+    if (vt > LLC_LENS_VTILE_MAX) vt = LLC_LENS_VTILE_MAX;
+    if (vt > V) vt = V;
+    int64_t rb = budget / vt;
+    if (rb < 1) rb = 1;
+    if (rb > R) rb = R;
+    *rblock = rb;
+    *vtile = vt;
+}
+
+/* ---- per-row state -------------------------------------------------------------------------------- */
+
+struct llc_lens_row {
+    float m, S, U;  /* online log-sum-exp state */
+    int32_t count;  /* logits strictly above the target logit so far */
+    int32_t n;      /* entries in the running top-k */
+};
+
+__global__ void llc_lens_init_kernel(llc_lens_row *st, int64_t R) {
+    for (int64_t r = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; r < R; r += (int64_t)gridDim.x * blockDim.x) {
+        llc_lens_row s;
+        s.m = -INFINITY;
+        s.S = 0.0f;
+        s.U = 0.0f;
+        s.count = 0;
+        s.n = 0;
+        st[r] = s;
+    }
+}
+
+/* a before b in the order (value desc, id asc); id < 0 is "none", after everything */
+__device__ __forceinline__ bool llc_before(float av, int32_t ai, float bv, int32_t bi) {
+    if (ai < 0) return false;
+    if (bi < 0) return true;
+    return av > bv || (av == bv && ai < bi);
+}
+
+__device__ __forceinline__ void llc_warp_lse(ll_lse_state &s) {
+    for (int o = 16; o > 0; o >>= 1) {
+        ll_lse_state t;
+        t.m = __shfl_xor_sync(0xffffffffu, s.m, o);
+        t.S = __shfl_xor_sync(0xffffffffu, s.S, o);
+        t.U = __shfl_xor_sync(0xffffffffu, s.U, o);
+        s = ll_lse_merge(s, t);
+    }
+}
+
+__device__ __forceinline__ void llc_warp_best(float &v, int32_t &id) {
+    for (int o = 16; o > 0; o >>= 1) {
+        const float ov = __shfl_xor_sync(0xffffffffu, v, o);
+        const int32_t oi = __shfl_xor_sync(0xffffffffu, id, o);
+        if (llc_before(ov, oi, v, id)) {
+            v = ov;
+            id = oi;
+        }
+    }
+}
+
+/* Reduces one vocabulary tile: rows r0 .. r0 + gridDim.x - 1, columns v0 .. v0 + ncols - 1.
+ * z row i of the tile starts at z + i * ldz. bu: bias over the whole vocabulary or NULL. */
+__global__ void __launch_bounds__(LLC_LENS_THREADS)
+llc_lens_epilogue_kernel(const float *__restrict__ z, int64_t ldz, int ncols, int64_t v0, int64_t r0,
+                         const void *__restrict__ bu, int bdt, const float *__restrict__ zt,
+                         const int32_t *__restrict__ target, int k, llc_lens_row *__restrict__ st,
+                         int32_t *__restrict__ topk_ids, float *__restrict__ topk_vals) {
+    extern __shared__ __align__(16) unsigned char lens_smem[];
+    __shared__ float red_m[LLC_LENS_THREADS / 32], red_S[LLC_LENS_THREADS / 32], red_U[LLC_LENS_THREADS / 32];
+    __shared__ float best_v[LLC_LENS_THREADS / 32];
+    __shared__ int32_t best_i[LLC_LENS_THREADS / 32];
+    __shared__ int32_t red_n[LLC_LENS_THREADS / 32];
+    float *win_v = (float *)lens_smem;                                   /* [min(k, ncols)] */
+    int32_t *win_i = (int32_t *)(lens_smem + sizeof(float) * (size_t)(k < ncols ? k : ncols));
+
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+    const int nwarps = LLC_LENS_THREADS / 32;
+    const int64_t r = r0 + blockIdx.x;
+    const float *zr = z + (int64_t)blockIdx.x * ldz;
+
+    float val[LLC_LENS_EPT];
+    float tmax = -INFINITY;
+#pragma unroll
+    for (int j = 0; j < LLC_LENS_EPT; j++) {
+        const int c = j * LLC_LENS_THREADS + tid;
+        float x = -INFINITY;
+        if (c < ncols) {
+            x = zr[c];
+            if (bu) x += llc_load(bu, bdt, v0 + c);
+            tmax = fmaxf(tmax, x);
+        }
+        val[j] = x;
+    }
+
+    /* 1. log-sum-exp state of the tile */
+    ll_lse_state s = ll_lse_init();
+    if (tmax > -INFINITY || tmax != tmax) {
+        float S = 0.0f, U = 0.0f;
+#pragma unroll
+        for (int j = 0; j < LLC_LENS_EPT; j++) {
+            const int c = j * LLC_LENS_THREADS + tid;
+            if (c < ncols) {
+                const float dz = val[j] - tmax;
+                const float e = expf(dz);
+                S += e;
+                U += e * dz;
+            }
+        }
+        s.m = tmax;
+        s.S = S;
+        s.U = U;
+    }
+    llc_warp_lse(s);
+    if (lane == 0) {
+        red_m[warp] = s.m;
+        red_S[warp] = s.S;
+        red_U[warp] = s.U;
+    }
+
+    /* 2. count above the target, and 3a. candidates for the top-k */
+    const int32_t tg = target[r];
+    const float ztr = tg >= 0 ? zt[r] : 0.0f;
+    const llc_lens_row row = st[r];
+    const bool full = row.n >= k;
+    const float thr_v = full ? topk_vals[r * k + (k - 1)] : 0.0f;
+    const int32_t thr_i = full ? topk_ids[r * k + (k - 1)] : -1;
+    int above = 0, ncand = 0;
+#pragma unroll
+    for (int j = 0; j < LLC_LENS_EPT; j++) {
+        const int c = j * LLC_LENS_THREADS + tid;
+        if (c < ncols) {
+            const int32_t id = (int32_t)(v0 + c);
+            if (tg >= 0 && val[j] > ztr && id != tg) above++;
+            if (val[j] == val[j] && (!full || llc_before(val[j], id, thr_v, thr_i))) ncand++;
+        }
+    }
+    for (int o = 16; o > 0; o >>= 1) {
+        above += __shfl_xor_sync(0xffffffffu, above, o);
+        ncand += __shfl_xor_sync(0xffffffffu, ncand, o);
+    }
+    if (lane == 0) {
+        best_i[warp] = above;
+        red_n[warp] = ncand;
+    }
+    __syncthreads();
+    if (tid == 0) {
+        ll_lse_state t = ll_lse_init();
+        int a = 0;
+        for (int w = 0; w < nwarps; w++) {
+            ll_lse_state ws;
+            ws.m = red_m[w];
+            ws.S = red_S[w];
+            ws.U = red_U[w];
+            t = ll_lse_merge(t, ws);
+            a += best_i[w];
+        }
+        ll_lse_state g;
+        g.m = row.m;
+        g.S = row.S;
+        g.U = row.U;
+        g = ll_lse_merge(g, t);
+        /* NaN logits: S becomes NaN inside the tile and ll_lse_merge keeps it (NaN != 0) */
+        st[r].m = g.m;
+        st[r].S = g.S;
+        st[r].U = g.U;
+        st[r].count = row.count + a;
+    }
+    int total = 0;
+    for (int w = 0; w < nwarps; w++) total += red_n[w];
+    const int rounds = total < k ? total : k;
+    __syncthreads(); /* best_i is reused below; red_n was read by everyone */
+
+    /* 3b. extract the tile's best `rounds` candidates in order */
+    float pv = 0.0f;
+    int32_t pi = -1; /* previous winner; none yet */
+    for (int rd = 0; rd < rounds; rd++) {
+        float bv = 0.0f;
+        int32_t bi = -1;
+#pragma unroll
+        for (int j = 0; j < LLC_LENS_EPT; j++) {
+            const int c = j * LLC_LENS_THREADS + tid;
+            if (c < ncols) {
+                const int32_t id = (int32_t)(v0 + c);
+                const float x = val[j];
+                const bool cand = x == x && (!full || llc_before(x, id, thr_v, thr_i));
+                if (cand && (pi < 0 || llc_before(pv, pi, x, id)) && llc_before(x, id, bv, bi)) {
+                    bv = x;
+                    bi = id;
+                }
+            }
+        }
+        llc_warp_best(bv, bi);
+        if (lane == 0) {
+            best_v[warp] = bv;
+            best_i[warp] = bi;
+        }
+        __syncthreads();
+        bv = best_v[0];
+        bi = best_i[0];
+        for (int w = 1; w < nwarps; w++)
+            if (llc_before(best_v[w], best_i[w], bv, bi)) {
+                bv = best_v[w];
+                bi = best_i[w];
+            }
+        if (tid == 0) {
+            win_v[rd] = bv;
+            win_i[rd] = bi;
+        }
+        pv = bv;
+        pi = bi;
+        __syncthreads(); /* best_* are rewritten by the next round */
+    }
+
+    /* 3c. merge the winners into the running list (thread 0; win_* were written by thread 0 itself) */
+    if (tid == 0 && rounds > 0) {
+        int32_t *ids = topk_ids + r * k;
+        float *vals = topk_vals + r * k;
+        const int n = row.n < k ? row.n : k;
+        int mlen;
+        if (rounds == 1) {
+            mlen = n;
+            ll_topk_insert(ids, vals, &mlen, k, win_i[0], win_v[0]);
+        } else {
+            mlen = n + rounds < k ? n + rounds : k;
+            int ia = 0, ib = 0; /* how many of the running list (a) and the winners (b) make the top mlen */
+            for (int i = 0; i < mlen; i++) {
+                if (ib < rounds && (ia >= n || llc_before(win_v[ib], win_i[ib], vals[ia], ids[ia]))) ib++;
+                else ia++;
+            }
+            int pos = mlen - 1, a = ia - 1, b = ib - 1;
+            while (b >= 0) { /* pos > a always: the running list's unread entries are never overwritten */
+                if (a >= 0 && llc_before(win_v[b], win_i[b], vals[a], ids[a])) {
+                    vals[pos] = vals[a];
+                    ids[pos] = ids[a];
+                    a--;
+                } else {
+                    vals[pos] = win_v[b];
+                    ids[pos] = win_i[b];
+                    b--;
+                }
+                pos--;
+            }
+        }
+        st[r].n = mlen;
+    }
+}
+
+/* lse, entropy and rank per row */
+__global__ void llc_lens_finish_rows_kernel(const llc_lens_row *__restrict__ st, const int32_t *__restrict__ target,
+                                            int64_t R, float *__restrict__ lse, float *__restrict__ entropy,
+                                            int32_t *__restrict__ rank) {
+    for (int64_t r = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; r < R; r += (int64_t)gridDim.x * blockDim.x) {
+        const llc_lens_row s = st[r];
+        ll_lse_state l;
+        l.m = s.m;
+        l.S = s.S;
+        l.U = s.U;
+        lse[r] = ll_lse_value(l);
+        const float h = ll_lse_entropy(l);
+        entropy[r] = (l.S == l.S && l.U == l.U) ? h : NAN; /* ll_lse_entropy's clamp would hide a NaN */
+        rank[r] = target[r] >= 0 ? s.count : -1;
+    }
+}
+
+/* topk_probs[r, i] = exp(logit - lse[r]) in place; slots the list never filled (only when logits were
+ * NaN) get id -1 and probability NaN. */
+__global__ void llc_lens_finish_topk_kernel(const llc_lens_row *__restrict__ st, const float *__restrict__ lse,
+                                            int64_t R, int k, int32_t *__restrict__ ids, float *__restrict__ probs) {
+    const int64_t n = R * k;
+    for (int64_t e = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; e < n; e += (int64_t)gridDim.x * blockDim.x) {
+        const int64_t r = e / k;
+        const int i = (int)(e - r * k);
+        if (i < st[r].n) {
+            probs[e] = expf(probs[e] - lse[r]);
+        } else {
+            ids[e] = -1;
+            probs[e] = NAN;
+        }
+    }
+}
+
+ll_status llc_lens_pass(ll_backend *be, const ll_lens_pass_args *a) {
+    const char *op = "lens_pass";
+    LLC_REQUIRE(be, op, a && a->x && a->wu && a->wu->data && a->zt && a->target);
+    LLC_REQUIRE(be, op, a->lse && a->entropy && a->topk_ids && a->topk_probs && a->rank);
+    LLC_REQUIRE(be, op, a->R >= 0 && a->d > 0 && a->V > 0 && a->k >= 1 && a->k <= a->V);
+    LLC_REQUIRE(be, op, a->wu->rows == a->V && a->wu->cols == a->d && llc_dtype_valid(a->wu->dtype));
+    LLC_REQUIRE(be, op, a->V <= INT32_MAX && a->R * (int64_t)a->k <= INT64_MAX / 8);
+    const int has_b = a->bu && a->bu->data;
+    if (has_b) LLC_REQUIRE(be, op, a->bu->rows * a->bu->cols == a->V && llc_dtype_valid(a->bu->dtype));
+    if (a->R == 0) return LL_OK;
+    LLC_TRY(llc_enter(be, op));
+    llc_ctx *c = llc_get(be);
+    const int64_t R = a->R, d = a->d, V = a->V;
+    const ll_dtype wdt = a->wu->dtype;
+
+    int64_t rb, vt;
+    llc_lens_plan(R, V, sizeof(float), &rb, &vt);
+    const size_t xb_bytes = wdt == LL_DTYPE_F32 ? 0 : (size_t)R * (size_t)d * 2;
+    const size_t st_bytes = (size_t)R * sizeof(llc_lens_row);
+    const size_t z_bytes = (size_t)rb * (size_t)vt * sizeof(float);
+    void *scr = NULL;
+    LLC_TRY(llc_scratch(be, op, llc_align_up(xb_bytes) + llc_align_up(st_bytes) + llc_align_up(z_bytes), &scr));
+    char *cur = (char *)scr;
+    void *xb = xb_bytes ? llc_carve(&cur, xb_bytes) : NULL;
+    llc_lens_row *st = (llc_lens_row *)llc_carve(&cur, st_bytes);
+    float *z = (float *)llc_carve(&cur, z_bytes);
+
+    if (xb) LLC_TRY(llc_cast_from_f32(be, op, xb, wdt, a->x, R * d));
+    const void *xg = xb ? xb : (const void *)a->x;
+    const size_t esz = ll_dtype_size(wdt);
+    llc_lens_init_kernel<<<llc_grid(c, R), LLC_THREADS, 0, c->stream>>>(st, R);
+    LLC_LAUNCHED(be, op);
+
+    const size_t smem = (size_t)(a->k < vt ? a->k : vt) * (sizeof(float) + sizeof(int32_t));
+    for (int64_t r0 = 0; r0 < R; r0 += rb) {
+        const int64_t rows = R - r0 < rb ? R - r0 : rb;
+        const void *xr = (const char *)xg + (size_t)r0 * (size_t)d * esz;
+        for (int64_t v0 = 0; v0 < V; v0 += vt) {
+            const int64_t cols = V - v0 < vt ? V - v0 : vt;
+            const void *wt = (const char *)a->wu->data + (size_t)v0 * (size_t)d * esz;
+            /* z^T [cols, rows] (col-major, ld vt) = W_tile [cols, d] . x^T [d, rows] */
+            LLC_TRY(llc_gemm(be, op, CUBLAS_OP_T, CUBLAS_OP_N, cols, rows, d, wt, d, xr, d, wdt, z, vt, 0.0f,
+                             c->allow_tf32));
+            llc_lens_epilogue_kernel<<<(unsigned)rows, LLC_LENS_THREADS, smem, c->stream>>>(
+                z, vt, (int)cols, v0, r0, has_b ? a->bu->data : NULL, has_b ? (int)a->bu->dtype : 0, a->zt,
+                a->target, a->k, st, a->topk_ids, a->topk_probs);
+            LLC_LAUNCHED(be, op);
+        }
+    }
+    llc_lens_finish_rows_kernel<<<llc_grid(c, R), LLC_THREADS, 0, c->stream>>>(st, a->target, R, a->lse,
+                                                                               a->entropy, a->rank);
+    LLC_LAUNCHED(be, op);
+    llc_lens_finish_topk_kernel<<<llc_grid(c, R * a->k), LLC_THREADS, 0, c->stream>>>(st, a->lse, R, a->k,
+                                                                                      a->topk_ids, a->topk_probs);
+    LLC_LAUNCHED(be, op);
+    return LL_OK;
+}
+
+/* ---- target logits ------------------------------------------------------------------------------- */
+
+/* One warp per row: zt[r] = round(x[r]) . wu[target[r]] (+ bu[target[r]]); lanes stride over d, then a
+ * fixed shuffle tree. NaN where target < 0 or target >= V. */
+__global__ void llc_lens_target_kernel(float *__restrict__ zt, const float *__restrict__ x, const void *__restrict__ wu,
+                                       int wdt, const void *__restrict__ bu, int bdt,
+                                       const int32_t *__restrict__ target, int64_t R, int64_t d, int64_t V) {
+    const int lane = threadIdx.x & 31;
+    const int64_t nwarps = (int64_t)gridDim.x * (blockDim.x >> 5);
+    for (int64_t r = (int64_t)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5); r < R; r += nwarps) {
+        const int64_t tg = target[r];
+        if (tg < 0 || tg >= V) {
+            if (lane == 0) zt[r] = NAN;
+            continue; /* warp-uniform */
+        }
+        const float *xr = x + r * d;
+        float acc = 0.0f;
+        for (int64_t i = lane; i < d; i += 32) acc = fmaf(llc_round(xr[i], wdt), llc_load(wu, wdt, tg * d + i), acc);
+        acc = llc_warp_sum(acc);
+        if (lane == 0) zt[r] = acc + (bu ? llc_load(bu, bdt, tg) : 0.0f);
+    }
+}
+
+ll_status llc_lens_target_logits(ll_backend *be, float *zt, const float *x, const ll_wt *wu, const ll_wt *bu,
+                                 const int32_t *target, int64_t R, int64_t d) {
+    const char *op = "lens_target_logits";
+    LLC_REQUIRE(be, op, zt && x && wu && wu->data && target && R >= 0 && d > 0);
+    LLC_REQUIRE(be, op, wu->cols == d && llc_dtype_valid(wu->dtype));
+    const int has_b = bu && bu->data;
+    if (has_b) LLC_REQUIRE(be, op, bu->rows * bu->cols == wu->rows && llc_dtype_valid(bu->dtype));
+    if (R == 0) return LL_OK;
+    LLC_TRY(llc_enter(be, op));
+    llc_ctx *c = llc_get(be);
+    const int64_t warps_per_block = LLC_THREADS / 32;
+    int64_t blocks = (R + warps_per_block - 1) / warps_per_block;
+    const int64_t cap = (int64_t)c->num_sms * 32;
+    if (blocks > cap) blocks = cap;
+    llc_lens_target_kernel<<<(unsigned)blocks, LLC_THREADS, 0, c->stream>>>(
+        zt, x, wu->data, (int)wu->dtype, has_b ? bu->data : NULL, has_b ? (int)bu->dtype : 0, target, R, d, wu->rows);
+    LLC_LAUNCHED(be, op);
+    return LL_OK;
+}

@@ -1,0 +1,87 @@
+# mk/cuda.mk: the CUDA backend module, its op tests and its benchmarks.
+#
+# With nvcc (NVCC from the Makefile; default /usr/local/cuda/bin/nvcc): builds
+# $(BUILD)/liblogitlens_cuda.so from kernels/cuda/*.cu for sm_80 and sm_90, linked against cuBLAS,
+# cuBLASLt and the CUDA runtime (rpath to the toolkit's lib dir), and adds it to ALL. The executable
+# never links against CUDA: host/backend.c dlopens the module at run time.
+# Without nvcc: nothing is built, and test-gpu / bench-gpu say why they skip.
+#
+#   make test-gpu    op-by-op comparison CUDA vs CPU (tests/gpu), then the model suite
+#                    (tests/gpu/run_models.sh); prints "test-gpu: skipped (reason)" without a GPU
+#   make bench-gpu   lens benchmarks (bench/gpu); needs a GPU
+
+.PHONY: test-gpu bench-gpu
+
+CUDA_NVCC := $(strip $(NVCC))
+
+ifneq ($(CUDA_NVCC),)
+
+CUDA_HOME    ?= $(patsubst %/bin/nvcc,%,$(realpath $(CUDA_NVCC)))
+CUDA_LIBDIR  := $(firstword $(wildcard $(CUDA_HOME)/lib64 $(CUDA_HOME)/targets/x86_64-linux/lib $(CUDA_HOME)/lib))
+CUDA_GENCODE := -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90
+ifeq ($(SAN),1)
+CUDA_OPT     := -O1 -g
+else
+CUDA_OPT     := -O2 -g
+endif
+NVCCFLAGS    := -std=c++17 $(CUDA_OPT) $(CUDA_GENCODE) -Iinclude -Xcompiler -fPIC -Xcompiler -Wall \
+                -Xcompiler -Wextra -MMD -MP
+CUDA_LDLIBS  := -L$(CUDA_LIBDIR) -Wl,-rpath,$(CUDA_LIBDIR) -lcublas -lcublasLt -lcudart
+
+CUDA_SRCS    := $(sort $(wildcard kernels/cuda/*.cu))
+CUDA_OBJS    := $(CUDA_SRCS:%.cu=$(BUILD)/obj/%.o)
+CUDA_MODULE  := $(BUILD)/liblogitlens_cuda.so
+
+ALL += $(CUDA_MODULE)
+
+$(BUILD)/obj/kernels/cuda/%.o: kernels/cuda/%.cu
+	@mkdir -p $(dir $@)
+	$(CUDA_NVCC) $(NVCCFLAGS) -c $< -o $@
+
+$(CUDA_MODULE): $(CUDA_OBJS)
+	$(CUDA_NVCC) -shared $(CUDA_GENCODE) -o $@ $^ $(CUDA_LDLIBS)
+
+# The probe only dlopens the module: it builds without the CPU backend and tells whether a GPU is usable.
+$(BUILD)/tests/gpu/cuda_probe: tests/gpu/cuda_probe.c include/ll_backend.h
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 -D_GNU_SOURCE -O2 -Wall -Wextra -Iinclude -o $@ $< -ldl
+
+$(BUILD)/tests/gpu/test_backend_ops: tests/gpu/test_backend_ops.c $(BUILD)/liblogitlens.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/liblogitlens.a $(LDFLAGS) $(LDLIBS)
+
+test-gpu: $(CUDA_MODULE) $(BUILD)/tests/gpu/cuda_probe
+	@reason=$$($(BUILD)/tests/gpu/cuda_probe $(CUDA_MODULE) 2>&1); rc=$$?; \
+	if [ $$rc -eq 2 ]; then echo "test-gpu: skipped ($$reason)"; exit 0; fi; \
+	if [ $$rc -ne 0 ]; then echo "test-gpu: FAIL (probe: $$reason)"; exit 1; fi; \
+	echo "test-gpu: $$reason"; \
+	$(MAKE) --no-print-directory all $(BUILD)/tests/gpu/test_backend_ops || exit 1; \
+	$(BUILD)/tests/gpu/test_backend_ops $(CUDA_MODULE) || exit 1; \
+	if [ -f tests/gpu/run_models.sh ]; then \
+	  LOGITLENS_BIN=$(abspath $(BUILD)/logitlens) PYTHON=$(PYTHON) bash tests/gpu/run_models.sh || exit 1; \
+	fi; \
+	echo "test-gpu: passed"
+
+$(BUILD)/bench/gpu/bench_lens: bench/gpu/bench_lens.cu include/ll_backend.h
+	@mkdir -p $(dir $@)
+	$(CUDA_NVCC) -std=c++17 -O2 $(CUDA_GENCODE) -Iinclude -o $@ $< $(CUDA_LDLIBS) -ldl
+
+bench-gpu: all $(BUILD)/bench/gpu/bench_lens $(BUILD)/tests/gpu/cuda_probe
+	@reason=$$($(BUILD)/tests/gpu/cuda_probe $(CUDA_MODULE) 2>&1); rc=$$?; \
+	if [ $$rc -ne 0 ]; then echo "bench-gpu: cannot run ($$reason)"; exit 1; fi
+	$(BUILD)/bench/gpu/bench_lens $(CUDA_MODULE)
+	LOGITLENS_BIN=$(abspath $(BUILD)/logitlens) PYTHON=$(PYTHON) bash bench/gpu/e2e_llama8b.sh
+
+-include $(CUDA_OBJS:.o=.d)
+
+else
+
+test-gpu:
+	@echo "test-gpu: skipped (nvcc not found: the CUDA module is not built; set NVCC=/path/to/nvcc)"
+
+bench-gpu:
+	@echo "bench-gpu: cannot run (nvcc not found: the CUDA module is not built; set NVCC=/path/to/nvcc)"; exit 1
+
+endif
+
+EXTRA_TESTS += test-gpu
