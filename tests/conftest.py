@@ -152,6 +152,7 @@ class Engine:
         key = json.dumps(opts, sort_keys=True)
         if key not in self._models:
             label = (name or opts["arch"]) + "-" + hashlib.sha1(key.encode()).hexdigest()[:8]
+            os.makedirs(os.path.join(self.root, "models"), exist_ok=True)
             out = os.path.join(self.root, "models", label)
             args = ["synth", "--arch", opts["arch"], "--out", out]
             for k, v in sorted(opts.items()):

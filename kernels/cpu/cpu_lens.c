@@ -87,7 +87,7 @@ ll_status ll_cpu_lens_target_logits(ll_backend *be, float *zt, const float *x, c
 
 /* Running statistics of one lens row across vocabulary tiles. */
 typedef struct lens_row {
-    ll_lse_state lse; /* online (m, S, U) */
+    double m, S, U;   /* online state of ll_lse_merge, kept in double */
     int64_t above;    /* logits strictly above the target logit, target excluded */
     int ntop;         /* current length of the row's top-k list */
 } lens_row;
@@ -144,11 +144,15 @@ static void lens_row_tile(const float *z, int64_t nv, int64_t v0, float zt, int3
         s += e;
         u += e * t;
     }
-    ll_lse_state tile;
-    tile.m = tmax;
-    tile.S = (float)s;
-    tile.U = (float)u;
-    st->lse = ll_lse_merge(st->lse, tile);
+    if (st->S == 0.0) {
+        st->m = tmax; st->S = s; st->U = u;
+    } else {
+        double m = st->m > tmax ? st->m : tmax;
+        double da = st->m - m, db = tmax - m, ea = exp(da), eb = exp(db);
+        double S = st->S * ea + s * eb;
+        st->U = (st->U + da * st->S) * ea + (u + db * s) * eb;
+        st->S = S; st->m = m;
+    }
 }
 
 /* Logits of rows [r0, r0+rb) against vocabulary rows w[0..nv) (row stride d) into c (row stride ldc). */
@@ -191,7 +195,7 @@ ll_status ll_cpu_lens_pass(ll_backend *be, const ll_lens_pass_args *a) {
                            (long long)RB, (long long)VT, (long long)R);
     }
     for (int64_t r = 0; r < R; r++) {
-        rows[r].lse = ll_lse_init();
+        rows[r].m = -INFINITY; rows[r].S = 0.0; rows[r].U = 0.0;
         rows[r].above = 0;
         rows[r].ntop = 0;
     }
@@ -218,9 +222,10 @@ ll_status ll_cpu_lens_pass(ll_backend *be, const ll_lens_pass_args *a) {
 #pragma omp parallel for schedule(static)
     for (int64_t r = 0; r < R; r++) {
         LL_ASSERT(rows[r].ntop == k);
-        const float lse = ll_lse_value(rows[r].lse);
+        const float lse = (float)(rows[r].m + log(rows[r].S));
         a->lse[r] = lse;
-        a->entropy[r] = ll_lse_entropy(rows[r].lse);
+        double h = log(rows[r].S) - rows[r].U / rows[r].S;
+        a->entropy[r] = h > 0 ? (float)h : 0.0f;
         float *pr = a->topk_probs + r * k; /* [k]: logits -> probabilities */
         for (int i = 0; i < k; i++) pr[i] = expf(pr[i] - lse);
         a->rank[r] = a->target[r] >= 0 ? (int32_t)rows[r].above : -1;

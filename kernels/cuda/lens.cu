@@ -32,8 +32,8 @@
  *   <= 32 KB). Barriers: in block-uniform code only (the round count is block-uniform).
  * Cost: k rounds of a block arg-max on the first tile of a row; large k (hundreds and more) makes the
  *   pass slow: use lens_probs for full distributions.
- * Preconditions: 1 <= k <= V; d, V, R fit the int arguments of cuBLAS; target ids < V (larger ones are
- *   never matched, so their rank counts every logit above zt).
+ * Preconditions: 1 <= k <= V; d, V and the row block fit the int arguments of cuBLAS; zt from
+ *   lens_target_logits (NaN there, for a target outside [0, V), counts nothing: rank 0, probability NaN).
  * Determinism: yes: fixed reduction trees, a fixed tile order, no atomics.
  * CPU reference: kernels/cpu (lens_pass, lens_target_logits); tests: tests/gpu/test_backend_ops.c
  *   ("lens_target_logits", "lens_pass", with tiles forced small so that several vocabulary tiles and
@@ -153,13 +153,16 @@ llc_lens_epilogue_kernel(const float *__restrict__ z, int64_t ldz, int ncols, in
     }
 
     /* 1. log-sum-exp state of the tile */
-    ll_lse_state s = ll_lse_init();
-    if (tmax > -INFINITY || tmax != tmax) {
+    /* -inf logits add nothing (and would make (-inf) - (-inf) = NaN); a NaN logit makes S NaN, which
+     * ll_lse_merge keeps (NaN != 0), so the row's lse and entropy come out NaN rather than silently
+     * dropping it. S == 0 (nothing added) is the empty state that ll_lse_merge skips. */
+    ll_lse_state s;
+    {
         float S = 0.0f, U = 0.0f;
 #pragma unroll
         for (int j = 0; j < LLC_LENS_EPT; j++) {
             const int c = j * LLC_LENS_THREADS + tid;
-            if (c < ncols) {
+            if (c < ncols && val[j] != -INFINITY) {
                 const float dz = val[j] - tmax;
                 const float e = expf(dz);
                 S += e;

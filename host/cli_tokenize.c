@@ -1,0 +1,264 @@
+/* cli_tokenize.c: `logitlens tokenize`: print the ids and pieces of a text, or tokenize / decode a
+ * file of inputs one per line (used by the tests and the benchmark). */
+#include "cli.h"
+#include "ll_common.h"
+#include "ll_tokenizer.h"
+
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: logitlens tokenize DIR --text TEXT [--no-special]\n"
+            "       logitlens tokenize DIR --batch FILE [--hex] [--no-special]\n"
+            "       logitlens tokenize DIR --decode FILE\n"
+            "       logitlens tokenize DIR --vocab\n"
+            "\n"
+            "DIR holds tokenizer.json (and optionally tokenizer_config.json).\n"
+            "  --text TEXT    print the ids of TEXT, then one line per token: id and its display string\n"
+            "  --no-special   do not add the BOS/EOS tokens of the post-processor\n"
+            "  --batch FILE   one input per line, a JSON string (with --hex: the text's bytes in hex);\n"
+            "                 prints one line of space-separated ids per input\n"
+            "  --decode FILE  one JSON array of ids per line; prints the decoded text's bytes in hex per line\n"
+            "  --vocab        prints every id: id, its raw bytes in hex, its display string (tab-separated)\n");
+}
+
+/* Prints a display string with control characters escaped so that each token stays on one line. */
+static void put_display(const char *s) {
+    putchar('"');
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p == '\n') fputs("\\n", stdout);
+        else if (*p == '\t') fputs("\\t", stdout);
+        else if (*p == '\r') fputs("\\r", stdout);
+        else if (*p == '"') fputs("\\\"", stdout);
+        else if (*p < 0x20 || *p == 0x7f) printf("\\x%02x", *p);
+        else putchar(*p);
+    }
+    putchar('"');
+}
+
+static char *display(const ll_tokenizer *tk, int32_t id) {
+    size_t n = ll_tokenizer_token_display(tk, id, NULL, 0);
+    char *s = malloc(n + 1);
+    if (s) ll_tokenizer_token_display(tk, id, s, n + 1);
+    return s;
+}
+
+static int hexval(int c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+static void put_hex(const unsigned char *p, size_t n) {
+    static const char hx[] = "0123456789abcdef";
+    for (size_t i = 0; i < n; i++) {
+        putchar(hx[p[i] >> 4]);
+        putchar(hx[p[i] & 15]);
+    }
+}
+
+static int cmd_text(ll_tokenizer *tk, const char *text, int add_special) {
+    int32_t *ids;
+    size_t n;
+    ll_err err;
+    ll_status st = ll_tokenizer_encode(tk, text, strlen(text), add_special, &ids, &n, &err);
+    if (st) {
+        fprintf(stderr, "logitlens tokenize: %s\n", err.msg);
+        return ll_status_exit_code(st);
+    }
+    printf("%zu tokens:", n);
+    for (size_t i = 0; i < n; i++) printf(" %d", (int)ids[i]);
+    putchar('\n');
+    for (size_t i = 0; i < n; i++) {
+        char *d = display(tk, ids[i]);
+        printf("%8d  ", (int)ids[i]);
+        put_display(d ? d : "");
+        putchar('\n');
+        free(d);
+    }
+    free(ids);
+    return 0;
+}
+
+/* Parses one input line of --batch into bytes (*out malloc'ed). */
+static int batch_line(const char *path, size_t lineno, char *line, size_t len, int hex, char **out, size_t *n) {
+    while (len && (line[len - 1] == '\n' || line[len - 1] == '\r')) line[--len] = 0;
+    if (hex) {
+        if (len % 2) goto bad_hex;
+        char *b = malloc(len / 2 + 1);
+        if (!b) return 5;
+        for (size_t i = 0; i < len / 2; i++) {
+            int h = hexval(line[2 * i]), l = hexval(line[2 * i + 1]);
+            if (h < 0 || l < 0) {
+                free(b);
+                goto bad_hex;
+            }
+            b[i] = (char)(h * 16 + l);
+        }
+        *out = b;
+        *n = len / 2;
+        return 0;
+    bad_hex:
+        fprintf(stderr, "logitlens tokenize: %s line %zu: expected an even number of hex digits\n", path, lineno);
+        return 3;
+    }
+    cJSON *j = cJSON_ParseWithLength(line, len);
+    if (!cJSON_IsString(j)) {
+        cJSON_Delete(j);
+        fprintf(stderr, "logitlens tokenize: %s line %zu: expected a JSON string\n", path, lineno);
+        return 3;
+    }
+    *out = strdup(j->valuestring);
+    *n = *out ? strlen(*out) : 0;
+    cJSON_Delete(j);
+    return *out ? 0 : 5;
+}
+
+static int cmd_batch(ll_tokenizer *tk, const char *path, int hex, int add_special) {
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        fprintf(stderr, "logitlens tokenize: cannot open %s\n", path);
+        return 4;
+    }
+    char *line = NULL;
+    size_t cap = 0, lineno = 0;
+    ssize_t r;
+    int rc = 0;
+    while (!rc && (r = getline(&line, &cap, f)) >= 0) {
+        lineno++;
+        char *text;
+        size_t n;
+        if ((rc = batch_line(path, lineno, line, (size_t)r, hex, &text, &n))) break;
+        int32_t *ids;
+        size_t k;
+        ll_err err;
+        ll_status st = ll_tokenizer_encode(tk, text, n, add_special, &ids, &k, &err);
+        free(text);
+        if (st) {
+            fprintf(stderr, "logitlens tokenize: %s line %zu: %s\n", path, lineno, err.msg);
+            rc = ll_status_exit_code(st);
+            break;
+        }
+        for (size_t i = 0; i < k; i++) printf(i ? " %d" : "%d", (int)ids[i]);
+        putchar('\n');
+        free(ids);
+    }
+    free(line);
+    fclose(f);
+    return rc;
+}
+
+static int cmd_decode(ll_tokenizer *tk, const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        fprintf(stderr, "logitlens tokenize: cannot open %s\n", path);
+        return 4;
+    }
+    char *line = NULL;
+    size_t cap = 0, lineno = 0;
+    ssize_t r;
+    int rc = 0;
+    while (!rc && (r = getline(&line, &cap, f)) >= 0) {
+        lineno++;
+        cJSON *j = cJSON_ParseWithLength(line, (size_t)r);
+        int n = cJSON_IsArray(j) ? cJSON_GetArraySize(j) : -1;
+        int32_t *ids = n >= 0 ? malloc(((size_t)n + 1) * sizeof *ids) : NULL;
+        int ok = ids != NULL;
+        for (int i = 0; ok && i < n; i++) {
+            const cJSON *v = cJSON_GetArrayItem(j, i);
+            ok = cJSON_IsNumber(v) && v->valuedouble >= -2147483648.0 && v->valuedouble <= 2147483647.0;
+            if (ok) ids[i] = (int32_t)v->valuedouble;
+        }
+        cJSON_Delete(j);
+        if (!ok) {
+            free(ids);
+            fprintf(stderr, "logitlens tokenize: %s line %zu: expected a JSON array of integer ids\n", path, lineno);
+            rc = 3;
+            break;
+        }
+        char *text;
+        ll_err err;
+        ll_status st = ll_tokenizer_decode(tk, ids, (size_t)n, &text, &err);
+        free(ids);
+        if (st) {
+            fprintf(stderr, "logitlens tokenize: %s line %zu: %s\n", path, lineno, err.msg);
+            rc = ll_status_exit_code(st);
+            break;
+        }
+        put_hex((const unsigned char *)text, strlen(text));
+        putchar('\n');
+        free(text);
+    }
+    free(line);
+    fclose(f);
+    return rc;
+}
+
+static int cmd_vocab(ll_tokenizer *tk) {
+    int64_t n = ll_tokenizer_vocab_size(tk);
+    unsigned char buf[1024];
+    for (int64_t id = 0; id < n; id++) {
+        size_t k = ll_tokenizer_token_bytes(tk, (int32_t)id, buf, sizeof buf);
+        char *d = display(tk, (int32_t)id);
+        printf("%lld\t", (long long)id);
+        put_hex(buf, k < sizeof buf ? k : sizeof buf);
+        putchar('\t');
+        put_display(d ? d : "");
+        putchar('\n');
+        free(d);
+    }
+    return 0;
+}
+
+int ll_cmd_tokenize(int argc, char **argv) {
+    const char *dir = NULL, *text = NULL, *batch = NULL, *decode = NULL;
+    int add_special = 1, hex = 0, vocab = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            usage(stdout);
+            return 0;
+        } else if (!strcmp(a, "--no-special")) add_special = 0;
+        else if (!strcmp(a, "--hex")) hex = 1;
+        else if (!strcmp(a, "--vocab")) vocab = 1;
+        else if (!strcmp(a, "--text") || !strcmp(a, "--batch") || !strcmp(a, "--decode")) {
+            if (i + 1 >= argc) {
+                fprintf(stderr, "logitlens tokenize: %s needs a value\n", a);
+                return 2;
+            }
+            const char **dst = !strcmp(a, "--text") ? &text : !strcmp(a, "--batch") ? &batch : &decode;
+            *dst = argv[++i];
+        } else if (a[0] == '-' && a[1]) {
+            fprintf(stderr, "logitlens tokenize: unknown option '%s' (see logitlens tokenize --help)\n", a);
+            return 2;
+        } else if (!dir) dir = a;
+        else {
+            fprintf(stderr, "logitlens tokenize: unexpected argument '%s' (one model directory expected)\n", a);
+            return 2;
+        }
+    }
+    int modes = (text != NULL) + (batch != NULL) + (decode != NULL) + vocab;
+    if (!dir || modes != 1) {
+        fprintf(stderr, "logitlens tokenize: expected DIR and exactly one of --text, --batch, --decode, --vocab "
+                        "(see logitlens tokenize --help)\n");
+        return 2;
+    }
+    ll_tokenizer *tk;
+    ll_err err;
+    ll_status st = ll_tokenizer_load(dir, &tk, &err);
+    if (st) {
+        fprintf(stderr, "logitlens tokenize: %s\n", err.msg);
+        return ll_status_exit_code(st);
+    }
+    int rc = text ? cmd_text(tk, text, add_special)
+             : batch ? cmd_batch(tk, batch, hex, add_special)
+             : decode ? cmd_decode(tk, decode)
+                      : cmd_vocab(tk);
+    ll_tokenizer_free(tk);
+    if (fflush(stdout) && !rc) rc = 4;
+    return rc;
+}

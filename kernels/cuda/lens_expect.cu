@@ -1,0 +1,247 @@
+/* lens_expect.cu: the KL terms (lens_expect, lens_kl) and full probability rows (lens_probs).
+ *
+ * Math (LENS-MATH.md, "KL to the final layer"):
+ *   lens_expect: for the final layer's rows, p(t, v) = exp(z(t, v) - lse[t]) with the pass's own logits
+ *     z = W_U round(xf) + b, then u[t, :] = sum_v p(t, v) W_U[v, :] and pb[t] = sum_v p(t, v) b[v].
+ *   lens_kl: kl[r] = -hf[t] - (round(x[r]) . u[t] + pb[t]) + lse[r], t = r % T, clamped at >= 0
+ *     (a NaN stays NaN). With the same rounding of x as the pass, sum_v p_f z_l = round(x_l) . u + pb
+ *     exactly up to fp32 arithmetic, so the final layer's KL is 0 to ~1e-6 nats, not to the size of the
+ *     rounding of x. The rounding dtype is the one the last lens_expect used (its u was made for it):
+ *     ctx->kl_round.
+ *   lens_probs: out[r, j] = float16(exp(z(r, id_j) - lse[r])), id_j = vsel[j] (or j without vsel).
+ * Tiling: as lens_pass (lens.cu): row blocks x vocabulary tiles, each tile's logits from one cuBLAS GEMM
+ *   into a bounded fp32 buffer. lens_expect then turns the tile into probabilities and accumulates
+ *   u += P_tile W_tile with a second GEMM (beta = 1): [rows, cols] x [cols, d].
+ * Precision: logits as in lens_pass. For BF16/F16 W_U the probabilities enter the u GEMM as two 16-bit
+ *   matrices p_hi = round(p), p_lo = round(p - p_hi) (two GEMMs, fp32 accumulation): p keeps ~16
+ *   significant bits instead of 8, W_U is used exactly as stored, and the tensor cores still do the
+ *   work. For F32 W_U, one fp32 GEMM (never TF32 here: u feeds a difference of quantities tens of nats
+ *   large). pb, the KL combination and the dot products accumulate in fp32 (the KL's final sum in
+ *   double).
+ * Launch: probability kernels: one block of 256 threads per row of the row block, threads striding over
+ *   the tile's columns, pb's tile sum through a block reduction (32 floats of shared memory). lens_kl:
+ *   one warp per row (grid-stride). Gather and output kernels: grid-stride loops, int64 indices.
+ * Preconditions: lse[t] finite for the rows used (from lens_pass); vsel ids in [0, V) (others give NaN
+ *   in their column, the only way the device can report them); u does not alias xf.
+ * Determinism: yes (no atomics; pb's per-tile sums are added in tile order by one thread).
+ * CPU reference: kernels/cpu (lens_expect, lens_kl, lens_probs); tests: tests/gpu/test_backend_ops.c
+ *   ("lens_expect", "lens_kl" including the final layer against itself, "lens_probs" with and without
+ *   vsel), tests/gpu/run_models.sh. */
+#include "cuda_common.cuh"
+
+/* p = exp(z + b - lse) for a tile: rows r0.. (grid.x of them), columns v0 .. v0 + ncols - 1.
+ * Writes p as hi/lo 16-bit pairs (phi/plo non-NULL, dtype dt) or in place as fp32. */
+__global__ void __launch_bounds__(LLC_THREADS)
+llc_expect_prob_kernel(float *__restrict__ z, int64_t ldz, int ncols, int64_t v0, int64_t r0,
+                       const void *__restrict__ bu, int bdt, const float *__restrict__ lse, uint16_t *__restrict__ phi,
+                       uint16_t *__restrict__ plo, int dt, float *__restrict__ pb) {
+    __shared__ float red[32];
+    const int64_t i = blockIdx.x;
+    const float l = lse[r0 + i];
+    float *zr = z + i * ldz;
+    float sb = 0.0f;
+    for (int c = threadIdx.x; c < ncols; c += blockDim.x) {
+        const float b = bu ? llc_load(bu, bdt, v0 + c) : 0.0f;
+        const float p = expf(zr[c] + b - l);
+        sb += p * b;
+        if (phi) {
+            uint16_t h, lo;
+            if (dt == LL_DTYPE_BF16) {
+                h = ll_f32_to_bf16(p);
+                lo = ll_f32_to_bf16(p - ll_bf16_to_f32(h));
+            } else {
+                h = ll_f32_to_f16(p);
+                lo = ll_f32_to_f16(p - ll_f16_to_f32(h));
+            }
+            phi[i * ldz + c] = h;
+            plo[i * ldz + c] = lo;
+        } else {
+            zr[c] = p;
+        }
+    }
+    if (bu) {
+        sb = llc_block_sum(sb, red);
+        if (threadIdx.x == 0) pb[r0 + i] += sb;
+    }
+}
+
+ll_status llc_lens_expect(ll_backend *be, float *u, float *pb, const float *xf, const ll_wt *wu, const ll_wt *bu,
+                          const float *lse, int64_t T, int64_t d, int64_t V) {
+    const char *op = "lens_expect";
+    LLC_REQUIRE(be, op, u && pb && xf && wu && wu->data && lse && T >= 0 && d > 0 && V > 0);
+    LLC_REQUIRE(be, op, wu->rows == V && wu->cols == d && llc_dtype_valid(wu->dtype) && V <= INT32_MAX);
+    const int has_b = bu && bu->data;
+    if (has_b) LLC_REQUIRE(be, op, bu->rows * bu->cols == V && llc_dtype_valid(bu->dtype));
+    LLC_TRY(llc_enter(be, op));
+    llc_ctx *c = llc_get(be);
+    const ll_dtype wdt = wu->dtype;
+    c->kl_round = wdt;
+    if (T == 0) return LL_OK;
+    const int half = wdt != LL_DTYPE_F32;
+
+    int64_t rb, vt;
+    llc_lens_plan(T, V, half ? sizeof(float) + 2 * sizeof(uint16_t) : sizeof(float), &rb, &vt);
+    const size_t xb_bytes = half ? (size_t)T * (size_t)d * 2 : 0;
+    const size_t z_bytes = (size_t)rb * (size_t)vt * sizeof(float);
+    const size_t p_bytes = half ? (size_t)rb * (size_t)vt * sizeof(uint16_t) : 0;
+    void *scr = NULL;
+    LLC_TRY(llc_scratch(be, op, llc_align_up(xb_bytes) + llc_align_up(z_bytes) + 2 * llc_align_up(p_bytes), &scr));
+    char *cur = (char *)scr;
+    void *xb = half ? llc_carve(&cur, xb_bytes) : NULL;
+    float *z = (float *)llc_carve(&cur, z_bytes);
+    uint16_t *phi = half ? (uint16_t *)llc_carve(&cur, p_bytes) : NULL;
+    uint16_t *plo = half ? (uint16_t *)llc_carve(&cur, p_bytes) : NULL;
+
+    LLC_CUDA(be, op, cudaMemsetAsync(u, 0, (size_t)T * (size_t)d * sizeof(float), c->stream));
+    LLC_CUDA(be, op, cudaMemsetAsync(pb, 0, (size_t)T * sizeof(float), c->stream));
+    if (xb) LLC_TRY(llc_cast_from_f32(be, op, xb, wdt, xf, T * d));
+    const void *xg = xb ? xb : (const void *)xf;
+    const size_t esz = ll_dtype_size(wdt);
+
+    for (int64_t t0 = 0; t0 < T; t0 += rb) {
+        const int64_t rows = T - t0 < rb ? T - t0 : rb;
+        const void *xr = (const char *)xg + (size_t)t0 * (size_t)d * esz;
+        float *ur = u + t0 * d;
+        for (int64_t v0 = 0; v0 < V; v0 += vt) {
+            const int64_t cols = V - v0 < vt ? V - v0 : vt;
+            const void *wt = (const char *)wu->data + (size_t)v0 * (size_t)d * esz;
+            LLC_TRY(llc_gemm(be, op, CUBLAS_OP_T, CUBLAS_OP_N, cols, rows, d, wt, d, xr, d, wdt, z, vt, 0.0f,
+                             c->allow_tf32));
+            llc_expect_prob_kernel<<<(unsigned)rows, LLC_THREADS, 0, c->stream>>>(
+                z, vt, (int)cols, v0, t0, has_b ? bu->data : NULL, has_b ? (int)bu->dtype : 0, lse, phi, plo,
+                (int)wdt, pb);
+            LLC_LAUNCHED(be, op);
+            /* u^T [d, rows] (col-major, ld d) += W_tile^T [d, cols] . P^T [cols, rows] */
+            if (half) {
+                LLC_TRY(llc_gemm(be, op, CUBLAS_OP_N, CUBLAS_OP_N, d, rows, cols, wt, d, phi, vt, wdt, ur, d, 1.0f, 0));
+                LLC_TRY(llc_gemm(be, op, CUBLAS_OP_N, CUBLAS_OP_N, d, rows, cols, wt, d, plo, vt, wdt, ur, d, 1.0f, 0));
+            } else {
+                LLC_TRY(llc_gemm(be, op, CUBLAS_OP_N, CUBLAS_OP_N, d, rows, cols, wt, d, z, vt, wdt, ur, d, 1.0f, 0));
+            }
+        }
+    }
+    return LL_OK;
+}
+
+/* ---- KL ------------------------------------------------------------------------------------------ */
+
+__global__ void llc_lens_kl_kernel(float *__restrict__ kl, const float *__restrict__ x, const float *__restrict__ u,
+                                   const float *__restrict__ pb, const float *__restrict__ hf,
+                                   const float *__restrict__ lse, int64_t R, int64_t T, int64_t d, int rdt) {
+    const int lane = threadIdx.x & 31;
+    const int64_t nwarps = (int64_t)gridDim.x * (blockDim.x >> 5);
+    for (int64_t r = (int64_t)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5); r < R; r += nwarps) {
+        const int64_t t = r % T;
+        const float *xr = x + r * d;
+        const float *ut = u + t * d;
+        float acc = 0.0f;
+        for (int64_t i = lane; i < d; i += 32) acc = fmaf(llc_round(xr[i], rdt), ut[i], acc);
+        acc = llc_warp_sum(acc);
+        if (lane == 0) {
+            const double v = (double)lse[r] - (double)hf[t] - (double)acc - (double)pb[t];
+            const float f = (float)v;
+            kl[r] = f < 0.0f ? 0.0f : f; /* NaN stays NaN */
+        }
+    }
+}
+
+ll_status llc_lens_kl(ll_backend *be, float *kl, const float *x, const float *u, const float *pb, const float *hf,
+                      const float *lse, int64_t R, int64_t T, int64_t d) {
+    const char *op = "lens_kl";
+    LLC_REQUIRE(be, op, kl && x && u && pb && hf && lse && R >= 0 && T > 0 && d > 0);
+    if (R == 0) return LL_OK;
+    LLC_TRY(llc_enter(be, op));
+    llc_ctx *c = llc_get(be);
+    const int64_t wpb = LLC_THREADS / 32;
+    int64_t blocks = (R + wpb - 1) / wpb;
+    const int64_t cap = (int64_t)c->num_sms * 32;
+    if (blocks > cap) blocks = cap;
+    llc_lens_kl_kernel<<<(unsigned)blocks, LLC_THREADS, 0, c->stream>>>(kl, x, u, pb, hf, lse, R, T, d,
+                                                                         (int)c->kl_round);
+    LLC_LAUNCHED(be, op);
+    return LL_OK;
+}
+
+/* ---- probability rows ------------------------------------------------------------------------------ */
+
+/* wg[c, :] = wu[vsel[j0 + c], :] (raw copy in the stored dtype); zeros for an id outside [0, V). */
+__global__ void llc_gather_rows_kernel(void *__restrict__ wg, const void *__restrict__ wu, size_t esz, int64_t V,
+                                       const int32_t *__restrict__ vsel, int64_t j0, int64_t cols, int64_t d) {
+    const int64_t n = cols * d;
+    for (int64_t e = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; e < n; e += (int64_t)gridDim.x * blockDim.x) {
+        const int64_t cidx = e / d, i = e - cidx * d;
+        const int64_t id = vsel[j0 + cidx];
+        const bool ok = id >= 0 && id < V;
+        if (esz == 2) ((uint16_t *)wg)[e] = ok ? ((const uint16_t *)wu)[id * d + i] : (uint16_t)0;
+        else ((float *)wg)[e] = ok ? ((const float *)wu)[id * d + i] : 0.0f;
+    }
+}
+
+__global__ void llc_probs_out_kernel(uint16_t *__restrict__ out, int64_t nv, const float *__restrict__ z, int64_t ldz,
+                                     int64_t rows, int64_t cols, int64_t r0, int64_t j0, const int32_t *__restrict__ vsel,
+                                     int64_t V, const void *__restrict__ bu, int bdt, const float *__restrict__ lse) {
+    const int64_t n = rows * cols;
+    for (int64_t e = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; e < n; e += (int64_t)gridDim.x * blockDim.x) {
+        const int64_t i = e / cols, cidx = e - i * cols;
+        const int64_t id = vsel ? (int64_t)vsel[j0 + cidx] : j0 + cidx;
+        float p = NAN;
+        if (id >= 0 && id < V) {
+            const float b = bu ? llc_load(bu, bdt, id) : 0.0f;
+            p = expf(z[i * ldz + cidx] + b - lse[r0 + i]);
+        }
+        out[(r0 + i) * nv + j0 + cidx] = ll_f32_to_f16(p);
+    }
+}
+
+ll_status llc_lens_probs(ll_backend *be, uint16_t *out, const float *x, const ll_wt *wu, const ll_wt *bu,
+                         const float *lse, int64_t R, int64_t d, int64_t V, const int32_t *vsel, int64_t nv) {
+    const char *op = "lens_probs";
+    LLC_REQUIRE(be, op, out && x && wu && wu->data && lse && R >= 0 && d > 0 && V > 0 && nv >= 0);
+    LLC_REQUIRE(be, op, wu->rows == V && wu->cols == d && llc_dtype_valid(wu->dtype));
+    LLC_REQUIRE(be, op, vsel != NULL || nv == V);
+    const int has_b = bu && bu->data;
+    if (has_b) LLC_REQUIRE(be, op, bu->rows * bu->cols == V && llc_dtype_valid(bu->dtype));
+    if (R == 0 || nv == 0) return LL_OK;
+    LLC_TRY(llc_enter(be, op));
+    llc_ctx *c = llc_get(be);
+    const ll_dtype wdt = wu->dtype;
+    const size_t esz = ll_dtype_size(wdt);
+
+    int64_t rb, vt;
+    llc_lens_plan(R, nv, sizeof(float), &rb, &vt);
+    const size_t xb_bytes = wdt != LL_DTYPE_F32 ? (size_t)R * (size_t)d * 2 : 0;
+    const size_t z_bytes = (size_t)rb * (size_t)vt * sizeof(float);
+    const size_t wg_bytes = vsel ? (size_t)vt * (size_t)d * esz : 0;
+    void *scr = NULL;
+    LLC_TRY(llc_scratch(be, op, llc_align_up(xb_bytes) + llc_align_up(z_bytes) + llc_align_up(wg_bytes), &scr));
+    char *cur = (char *)scr;
+    void *xb = xb_bytes ? llc_carve(&cur, xb_bytes) : NULL;
+    float *z = (float *)llc_carve(&cur, z_bytes);
+    void *wg = wg_bytes ? llc_carve(&cur, wg_bytes) : NULL;
+
+    if (xb) LLC_TRY(llc_cast_from_f32(be, op, xb, wdt, x, R * d));
+    const void *xg = xb ? xb : (const void *)x;
+
+    for (int64_t r0 = 0; r0 < R; r0 += rb) {
+        const int64_t rows = R - r0 < rb ? R - r0 : rb;
+        const void *xr = (const char *)xg + (size_t)r0 * (size_t)d * esz;
+        for (int64_t j0 = 0; j0 < nv; j0 += vt) {
+            const int64_t cols = nv - j0 < vt ? nv - j0 : vt;
+            const void *wt;
+            if (vsel) {
+                llc_gather_rows_kernel<<<llc_grid(c, cols * d), LLC_THREADS, 0, c->stream>>>(wg, wu->data, esz, V, vsel,
+                                                                                              j0, cols, d);
+                LLC_LAUNCHED(be, op);
+                wt = wg;
+            } else {
+                wt = (const char *)wu->data + (size_t)j0 * (size_t)d * esz;
+            }
+            LLC_TRY(llc_gemm(be, op, CUBLAS_OP_T, CUBLAS_OP_N, cols, rows, d, wt, d, xr, d, wdt, z, vt, 0.0f,
+                             c->allow_tf32));
+            llc_probs_out_kernel<<<llc_grid(c, rows * cols), LLC_THREADS, 0, c->stream>>>(
+                out, nv, z, vt, rows, cols, r0, j0, vsel, V, has_b ? bu->data : NULL, has_b ? (int)bu->dtype : 0, lse);
+            LLC_LAUNCHED(be, op);
+        }
+    }
+    return LL_OK;
+}
