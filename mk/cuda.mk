@@ -24,9 +24,9 @@ CUDA_OPT     := -O1 -g
 else
 CUDA_OPT     := -O2 -g
 endif
-NVCCFLAGS    := -std=c++17 $(CUDA_OPT) $(CUDA_GENCODE) -Iinclude -Xcompiler -fPIC -Xcompiler -Wall \
+NVCCFLAGS    := -std=c++17 $(CUDA_OPT) $(CUDA_GENCODE) -Iinclude -Xcompiler -fPIC -Xcompiler -fvisibility=hidden -Xcompiler -Wall \
                 -Xcompiler -Wextra -MMD -MP
-CUDA_LDLIBS  := -L$(CUDA_LIBDIR) -Wl,-rpath,$(CUDA_LIBDIR) -lcublas -lcublasLt -lcudart
+CUDA_LDLIBS  := -L$(CUDA_LIBDIR) -Xlinker -rpath=$(CUDA_LIBDIR) -lcublas -lcublasLt -lcudart
 
 CUDA_SRCS    := $(sort $(wildcard kernels/cuda/*.cu))
 CUDA_OBJS    := $(CUDA_SRCS:%.cu=$(BUILD)/obj/%.o)

@@ -6,7 +6,9 @@
  *     merged with ll_lse_merge; LSE = m + log S, H = log S - U/S (ll_lse_value, ll_lse_entropy);
  *     a running top-k (ll_topk_insert: descending, ties to the smaller id) turned into exp(z - LSE);
  *     rank = #{v != target : z_v > zt[r]} (-1 without a target).
- *   lens_expect: u[t] = sum_v p_f(t, v) W_U[v], pb[t] = sum_v p_f(t, v) b[v] for the final rows.
+ *   lens_expect: u[t] = sum_v p_f(t, v) W_U[v], pb[t] = sum_v p_f(t, v) b[v] for the final rows, with
+ *     p_f = exp(z - lse) renormalized by its computed sum (so a rounding error in the float lse does
+ *     not scale u; see lens_expect).
  *   lens_kl: KL(p_f || p_l) = -H_f - (x[r] . u[t] + pb[t]) + LSE_l, clamped at 0.
  *   lens_probs: float16 exp(z - LSE) for chosen ids.
  * Layout: x [R, d] row-major, W_U [V, d] (torch layout), b [V]; top-k [R, k]; u [T, d].
@@ -87,7 +89,7 @@ ll_status ll_cpu_lens_target_logits(ll_backend *be, float *zt, const float *x, c
 
 /* Running statistics of one lens row across vocabulary tiles. */
 typedef struct lens_row {
-    double m, S, U;   /* online state of ll_lse_merge, kept in double */
+    ll_lse_state lse; /* online (m, S, U) */
     int64_t above;    /* logits strictly above the target logit, target excluded */
     int ntop;         /* current length of the row's top-k list */
 } lens_row;
@@ -144,15 +146,11 @@ static void lens_row_tile(const float *z, int64_t nv, int64_t v0, float zt, int3
         s += e;
         u += e * t;
     }
-    if (st->S == 0.0) {
-        st->m = tmax; st->S = s; st->U = u;
-    } else {
-        double m = st->m > tmax ? st->m : tmax;
-        double da = st->m - m, db = tmax - m, ea = exp(da), eb = exp(db);
-        double S = st->S * ea + s * eb;
-        st->U = (st->U + da * st->S) * ea + (u + db * s) * eb;
-        st->S = S; st->m = m;
-    }
+    ll_lse_state tile;
+    tile.m = tmax;
+    tile.S = (float)s;
+    tile.U = (float)u;
+    st->lse = ll_lse_merge(st->lse, tile);
 }
 
 /* Logits of rows [r0, r0+rb) against vocabulary rows w[0..nv) (row stride d) into c (row stride ldc). */
@@ -195,7 +193,7 @@ ll_status ll_cpu_lens_pass(ll_backend *be, const ll_lens_pass_args *a) {
                            (long long)RB, (long long)VT, (long long)R);
     }
     for (int64_t r = 0; r < R; r++) {
-        rows[r].m = -INFINITY; rows[r].S = 0.0; rows[r].U = 0.0;
+        rows[r].lse = ll_lse_init();
         rows[r].above = 0;
         rows[r].ntop = 0;
     }
@@ -222,10 +220,9 @@ ll_status ll_cpu_lens_pass(ll_backend *be, const ll_lens_pass_args *a) {
 #pragma omp parallel for schedule(static)
     for (int64_t r = 0; r < R; r++) {
         LL_ASSERT(rows[r].ntop == k);
-        const float lse = (float)(rows[r].m + log(rows[r].S));
+        const float lse = ll_lse_value(rows[r].lse);
         a->lse[r] = lse;
-        double h = log(rows[r].S) - rows[r].U / rows[r].S;
-        a->entropy[r] = h > 0 ? (float)h : 0.0f;
+        a->entropy[r] = ll_lse_entropy(rows[r].lse);
         float *pr = a->topk_probs + r * k; /* [k]: logits -> probabilities */
         for (int i = 0; i < k; i++) pr[i] = expf(pr[i] - lse);
         a->rank[r] = a->target[r] >= 0 ? (int32_t)rows[r].above : -1;
@@ -250,8 +247,10 @@ ll_status ll_cpu_lens_expect(ll_backend *be, float *u, float *pb, const float *x
     float *tile = ll_cpu_aligned_alloc((size_t)RB * (size_t)VT, sizeof(float)); /* [RB, VT] probabilities */
     float *ub = ll_cpu_aligned_alloc((size_t)RB * (size_t)d, sizeof(float));    /* [RB, d] one tile's u */
     double *uacc = ll_cpu_aligned_alloc((size_t)RB * (size_t)d, sizeof(double)); /* [RB, d] */
-    double *pacc = ll_cpu_aligned_alloc((size_t)RB, sizeof(double));             /* [RB] */
-    if (!tile || !ub || !uacc || !pacc) {
+    double *pacc = ll_cpu_aligned_alloc((size_t)RB, sizeof(double));             /* [RB] sum p b */
+    double *psum = ll_cpu_aligned_alloc((size_t)RB, sizeof(double));             /* [RB] sum p */
+    if (!tile || !ub || !uacc || !pacc || !psum) {
+        free(psum);
         free(tile);
         free(ub);
         free(uacc);
@@ -264,6 +263,7 @@ ll_status ll_cpu_lens_expect(ll_backend *be, float *u, float *pb, const float *x
         const int64_t rb = T - r0 < RB ? T - r0 : RB;
         memset(uacc, 0, (size_t)rb * (size_t)d * sizeof(double));
         memset(pacc, 0, (size_t)rb * sizeof(double));
+        memset(psum, 0, (size_t)rb * sizeof(double));
         for (int64_t v0 = 0; v0 < V; v0 += VT) {
             const int64_t nv = V - v0 < VT ? V - v0 : VT;
             tile_logits(tile, VT, xf, r0, rb, w + v0 * d, nv, d);
@@ -271,24 +271,26 @@ ll_status ll_cpu_lens_expect(ll_backend *be, float *u, float *pb, const float *x
             for (int64_t i = 0; i < rb; i++) {
                 float *z = tile + i * VT; /* [nv] logits -> probabilities */
                 const float l = lse[r0 + i];
+                double ps = 0.0, pbs = 0.0;
                 if (bias) {
                     const float *bt = bias + v0;
-                    double pbs = 0.0;
-#pragma omp simd reduction(+ : pbs)
+#pragma omp simd reduction(+ : ps, pbs)
                     for (int64_t j = 0; j < nv; j++) {
-                        float t = ll_cpu_clamp_min(z[j] + bt[j] - l, LL_CPU_EXP_MIN);
-                        float p = ll_cpu_exp_neg(t);
+                        float p = ll_cpu_exp_neg(ll_cpu_clamp_min(z[j] + bt[j] - l, LL_CPU_EXP_MIN));
                         z[j] = p;
+                        ps += p;
                         pbs += p * bt[j];
                     }
-                    pacc[i] += pbs;
                 } else {
-#pragma omp simd
+#pragma omp simd reduction(+ : ps)
                     for (int64_t j = 0; j < nv; j++) {
-                        float t = ll_cpu_clamp_min(z[j] - l, LL_CPU_EXP_MIN);
-                        z[j] = ll_cpu_exp_neg(t);
+                        float p = ll_cpu_exp_neg(ll_cpu_clamp_min(z[j] - l, LL_CPU_EXP_MIN));
+                        z[j] = p;
+                        ps += p;
                     }
                 }
+                psum[i] += ps;
+                pacc[i] += pbs;
             }
             /* ub[rb, d] = P[rb, nv] W_tile[nv, d] */
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)rb, (int)d, (int)nv, 1.0f, tile, (int)VT,
@@ -297,13 +299,19 @@ ll_status ll_cpu_lens_expect(ll_backend *be, float *u, float *pb, const float *x
 #pragma omp parallel for schedule(static) if (n > 32768)
             for (int64_t i = 0; i < n; i++) uacc[i] += ub[i];
         }
-        for (int64_t i = 0; i < rb * d; i++) u[r0 * d + i] = (float)uacc[i];
-        for (int64_t i = 0; i < rb; i++) pb[r0 + i] = (float)pacc[i];
+        /* divide by the probabilities' actual sum: an error delta in the float lse would otherwise scale
+         * u and pb by (1 - delta), an error of delta * E[z] (LSE-sized) in the KL */
+        for (int64_t i = 0; i < rb; i++) {
+            const double inv = 1.0 / psum[i];
+            for (int64_t j = 0; j < d; j++) u[(r0 + i) * d + j] = (float)(uacc[i * d + j] * inv);
+            pb[r0 + i] = (float)(pacc[i] * inv);
+        }
     }
     free(tile);
     free(ub);
     free(uacc);
     free(pacc);
+    free(psum);
     return LL_OK;
 }
 

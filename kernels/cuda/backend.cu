@@ -170,9 +170,9 @@ static ll_status cuda_upload_weight(ll_backend *be, const void *host_src, ll_dty
                                     int64_t cols, ll_wt *out) {
     LLC_REQUIRE(be, "upload_weight", out && host_src && rows > 0 && cols > 0 && llc_dtype_valid(src_dtype));
     size_t n, bytes;
-    if (ll_mul_size((size_t)rows, (size_t)cols, &n) || ll_mul_size(n, ll_dtype_size(src_dtype), &bytes))
+    if (ll_mul_size((size_t)rows, (size_t)cols, &n) || ll_mul_size(n, llc_dtype_size(src_dtype), &bytes))
         return llc_fail(be, LL_ERR_INPUT, "cuda upload_weight: tensor [%lld, %lld] of %s is too large",
-                        (long long)rows, (long long)cols, ll_dtype_name(src_dtype));
+                        (long long)rows, (long long)cols, llc_dtype_name(src_dtype));
     void *p = NULL;
     LLC_TRY(cuda_alloc(be, bytes, &p));
     ll_status st = cuda_upload(be, p, host_src, bytes);

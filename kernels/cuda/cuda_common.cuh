@@ -121,6 +121,11 @@ static inline unsigned llc_grid(const llc_ctx *c, int64_t n) {
 static inline int llc_dtype_valid(ll_dtype t) {
     return t == LL_DTYPE_F32 || t == LL_DTYPE_F16 || t == LL_DTYPE_BF16;
 }
+/* The module needs no symbol of the executable (it is dlopened by it, and by the tests and benches). */
+static inline size_t llc_dtype_size(ll_dtype t) { return t == LL_DTYPE_F32 ? 4 : 2; }
+static inline const char *llc_dtype_name(ll_dtype t) {
+    return t == LL_DTYPE_F32 ? "F32" : t == LL_DTYPE_F16 ? "F16" : t == LL_DTYPE_BF16 ? "BF16" : "?";
+}
 
 /* ---- device helpers ------------------------------------------------------------------------------- */
 

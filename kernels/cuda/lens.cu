@@ -371,7 +371,7 @@ ll_status llc_lens_pass(ll_backend *be, const ll_lens_pass_args *a) {
 
     if (xb) LLC_TRY(llc_cast_from_f32(be, op, xb, wdt, a->x, R * d));
     const void *xg = xb ? xb : (const void *)a->x;
-    const size_t esz = ll_dtype_size(wdt);
+    const size_t esz = llc_dtype_size(wdt);
     llc_lens_init_kernel<<<llc_grid(c, R), LLC_THREADS, 0, c->stream>>>(st, R);
     LLC_LAUNCHED(be, op);
 

@@ -96,7 +96,7 @@ ll_status llc_lens_expect(ll_backend *be, float *u, float *pb, const float *xf, 
     LLC_CUDA(be, op, cudaMemsetAsync(pb, 0, (size_t)T * sizeof(float), c->stream));
     if (xb) LLC_TRY(llc_cast_from_f32(be, op, xb, wdt, xf, T * d));
     const void *xg = xb ? xb : (const void *)xf;
-    const size_t esz = ll_dtype_size(wdt);
+    const size_t esz = llc_dtype_size(wdt);
 
     for (int64_t t0 = 0; t0 < T; t0 += rb) {
         const int64_t rows = T - t0 < rb ? T - t0 : rb;
@@ -205,7 +205,7 @@ ll_status llc_lens_probs(ll_backend *be, uint16_t *out, const float *x, const ll
     LLC_TRY(llc_enter(be, op));
     llc_ctx *c = llc_get(be);
     const ll_dtype wdt = wu->dtype;
-    const size_t esz = ll_dtype_size(wdt);
+    const size_t esz = llc_dtype_size(wdt);
 
     int64_t rb, vt;
     llc_lens_plan(R, nv, sizeof(float), &rb, &vt);

@@ -1,0 +1,2 @@
+build-san/obj/host/args.o: host/args.c host/args.h
+host/args.h:

@@ -1,0 +1,17 @@
+build-san/obj/host/cli_inspect.o: host/cli_inspect.c host/args.h \
+ host/cli.h include/ll_engine.h include/ll_backend.h include/ll_common.h \
+ include/ll_math.h include/ll_comm.h include/ll_model.h \
+ include/ll_safetensors.h /usr/include/cjson/cJSON.h include/ll_model.h \
+ include/ll_tokenizer.h
+host/args.h:
+host/cli.h:
+include/ll_engine.h:
+include/ll_backend.h:
+include/ll_common.h:
+include/ll_math.h:
+include/ll_comm.h:
+include/ll_model.h:
+include/ll_safetensors.h:
+/usr/include/cjson/cJSON.h:
+include/ll_model.h:
+include/ll_tokenizer.h:

@@ -1,0 +1,2 @@
+build-san/obj/host/common.o: host/common.c include/ll_common.h
+include/ll_common.h:

@@ -1,0 +1,10 @@
+build-san/obj/host/model_files.o: host/model_files.c include/ll_model.h \
+ include/ll_backend.h include/ll_common.h include/ll_math.h \
+ include/ll_safetensors.h /usr/include/cjson/cJSON.h include/ll_sha256.h
+include/ll_model.h:
+include/ll_backend.h:
+include/ll_common.h:
+include/ll_math.h:
+include/ll_safetensors.h:
+/usr/include/cjson/cJSON.h:
+include/ll_sha256.h:

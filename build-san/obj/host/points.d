@@ -1,0 +1,12 @@
+build-san/obj/host/points.o: host/points.c include/ll_engine.h \
+ include/ll_backend.h include/ll_common.h include/ll_math.h \
+ include/ll_comm.h include/ll_model.h include/ll_safetensors.h \
+ /usr/include/cjson/cJSON.h
+include/ll_engine.h:
+include/ll_backend.h:
+include/ll_common.h:
+include/ll_math.h:
+include/ll_comm.h:
+include/ll_model.h:
+include/ll_safetensors.h:
+/usr/include/cjson/cJSON.h:

@@ -1,0 +1,2 @@
+build-san/obj/host/progress.o: host/progress.c include/ll_progress.h
+include/ll_progress.h:

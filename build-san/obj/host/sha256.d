@@ -1,0 +1,2 @@
+build-san/obj/host/sha256.o: host/sha256.c include/ll_sha256.h
+include/ll_sha256.h:
