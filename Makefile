@@ -75,7 +75,7 @@ test: deps
 test-c: $(CTEST_BINS)
 	@bash tests/run_c_tests.sh $(CTEST_BINS)
 
-test-py: all
+test-py: all $(CTEST_BINS)
 	LOGITLENS_BIN=$(abspath $(BUILD)/logitlens) PYTHONPATH=$(abspath tools/python) $(PYTHON) -m pytest -q tests
 
 bench: all

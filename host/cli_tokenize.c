@@ -15,6 +15,7 @@ static void usage(FILE *f) {
             "       logitlens tokenize DIR --batch FILE [--hex] [--no-special]\n"
             "       logitlens tokenize DIR --decode FILE\n"
             "       logitlens tokenize DIR --vocab\n"
+            "       logitlens tokenize DIR --write-synth STYLE --vocab-size V [--seed S]\n"
             "\n"
             "DIR holds tokenizer.json (and optionally tokenizer_config.json).\n"
             "  --text TEXT    print the ids of TEXT, then one line per token: id and its display string\n"
@@ -22,7 +23,9 @@ static void usage(FILE *f) {
             "  --batch FILE   one input per line, a JSON string (with --hex: the text's bytes in hex);\n"
             "                 prints one line of space-separated ids per input\n"
             "  --decode FILE  one JSON array of ids per line; prints the decoded text's bytes in hex per line\n"
-            "  --vocab        prints every id: id, its raw bytes in hex, its display string (tab-separated)\n");
+            "  --vocab        prints every id: id, its raw bytes in hex, its display string (tab-separated)\n"
+            "  --write-synth STYLE  writes DIR/tokenizer.json and DIR/tokenizer_config.json of a synthetic\n"
+            "                 tokenizer (gpt2, llama3 or sentencepiece) with V ids, as `logitlens synth` does\n");
 }
 
 /* Prints a display string with control characters escaped so that each token stays on one line. */
@@ -181,15 +184,16 @@ static int cmd_decode(ll_tokenizer *tk, const char *path) {
             break;
         }
         char *text;
+        size_t tlen;
         ll_err err;
-        ll_status st = ll_tokenizer_decode(tk, ids, (size_t)n, &text, &err);
+        ll_status st = ll_tokenizer_decode_n(tk, ids, (size_t)n, &text, &tlen, &err);
         free(ids);
         if (st) {
             fprintf(stderr, "logitlens tokenize: %s line %zu: %s\n", path, lineno, err.msg);
             rc = ll_status_exit_code(st);
             break;
         }
-        put_hex((const unsigned char *)text, strlen(text));
+        put_hex((const unsigned char *)text, tlen);
         putchar('\n');
         free(text);
     }
@@ -215,7 +219,9 @@ static int cmd_vocab(ll_tokenizer *tk) {
 }
 
 int ll_cmd_tokenize(int argc, char **argv) {
-    const char *dir = NULL, *text = NULL, *batch = NULL, *decode = NULL;
+    const char *dir = NULL, *text = NULL, *batch = NULL, *decode = NULL, *synth = NULL;
+    long long synth_vocab = -1;
+    unsigned long long seed = 1;
     int add_special = 1, hex = 0, vocab = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -225,7 +231,27 @@ int ll_cmd_tokenize(int argc, char **argv) {
         } else if (!strcmp(a, "--no-special")) add_special = 0;
         else if (!strcmp(a, "--hex")) hex = 1;
         else if (!strcmp(a, "--vocab")) vocab = 1;
-        else if (!strcmp(a, "--text") || !strcmp(a, "--batch") || !strcmp(a, "--decode")) {
+        else if (!strcmp(a, "--vocab-size") || !strcmp(a, "--seed")) {
+            char *end;
+            if (i + 1 >= argc) {
+                fprintf(stderr, "logitlens tokenize: %s needs a value\n", a);
+                return 2;
+            }
+            const char *v = argv[++i];
+            long long x = strtoll(v, &end, 10);
+            if (!*v || *end || x < 0) {
+                fprintf(stderr, "logitlens tokenize: %s '%s' (expected a non-negative integer)\n", a, v);
+                return 2;
+            }
+            if (!strcmp(a, "--seed")) seed = (unsigned long long)x;
+            else synth_vocab = x;
+        } else if (!strcmp(a, "--write-synth")) {
+            if (i + 1 >= argc) {
+                fprintf(stderr, "logitlens tokenize: --write-synth needs a style\n");
+                return 2;
+            }
+            synth = argv[++i];
+        } else if (!strcmp(a, "--text") || !strcmp(a, "--batch") || !strcmp(a, "--decode")) {
             if (i + 1 >= argc) {
                 fprintf(stderr, "logitlens tokenize: %s needs a value\n", a);
                 return 2;
@@ -241,11 +267,24 @@ int ll_cmd_tokenize(int argc, char **argv) {
             return 2;
         }
     }
-    int modes = (text != NULL) + (batch != NULL) + (decode != NULL) + vocab;
+    int modes = (text != NULL) + (batch != NULL) + (decode != NULL) + vocab + (synth != NULL);
     if (!dir || modes != 1) {
-        fprintf(stderr, "logitlens tokenize: expected DIR and exactly one of --text, --batch, --decode, --vocab "
-                        "(see logitlens tokenize --help)\n");
+        fprintf(stderr, "logitlens tokenize: expected DIR and exactly one of --text, --batch, --decode, --vocab, "
+                        "--write-synth (see logitlens tokenize --help)\n");
         return 2;
+    }
+    if (synth) {
+        if (synth_vocab < 0) {
+            fprintf(stderr, "logitlens tokenize: --write-synth needs --vocab-size V\n");
+            return 2;
+        }
+        ll_err serr;
+        ll_status sst = ll_tokenizer_write_synth(dir, synth, synth_vocab, seed, &serr);
+        if (sst) {
+            fprintf(stderr, "logitlens tokenize: %s\n", serr.msg);
+            return ll_status_exit_code(sst);
+        }
+        return 0;
     }
     ll_tokenizer *tk;
     ll_err err;

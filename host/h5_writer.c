@@ -1,13 +1,12 @@
-/* h5_writer.c: ll_h5_create / ll_h5_append / ll_h5_commit / ll_h5_abort (include/ll_h5.h), writing the
- * layout of docs/hdf5-format.md.
+/* h5_writer.c: ll_h5_create / ll_h5_commit / ll_h5_abort (include/ll_h5.h; ll_h5_append is in h5_append.c),
+ * writing the layout of docs/hdf5-format.md.
  *
  * Every axis of every dataset is a dimension scale (a 1-D int64 dataset holding 0, 1, 2, ... named after
  * the dimension) attached with H5DSattach_scale; that is what h5netcdf/xarray read as dimension names.
  * The growing axes (token, prompt, prompt_edge, probs_row) are unlimited and chunked; each append extends
  * every dataset on such an axis once and writes the whole batch with one hyperslab write per dataset, so
  * the cost of a batch does not depend on how many rows it has. */
-#include "h5_util.h"
-#include "ll_h5.h"
+#include "h5_writer_int.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -18,35 +17,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* Dimensions of the format; the first four grow as batches are appended. */
-enum {
-    DIM_TOKEN, DIM_PROMPT, DIM_PROMPT_EDGE, DIM_PROBS_ROW,
-    DIM_POINT, DIM_K, DIM_VOCAB_ID, DIM_PROBS_VOCAB, DIM_HIDDEN_DIM,
-    DIM_COUNT
-};
-static const char *const dim_names[DIM_COUNT] = {
+const char *const ll_h5w_dim_names[DIM_COUNT] = {
     "token", "prompt", "prompt_edge", "probs_row", "point", "k", "vocab_id", "probs_vocab", "hidden_dim",
 };
-#define DIM_GROWS(d) ((d) <= DIM_PROBS_ROW)
-
-/* Datasets on a growing axis, written by every append. */
-enum {
-    DS_TOKENS, DS_TOKEN_PROMPT, DS_TOKEN_POSITION, DS_TARGET_IDS,
-    DS_TOPK_IDS, DS_TOPK_PROBS, DS_ENTROPY, DS_KL_FINAL, DS_TARGET_PROBS, DS_TARGET_LOGPROBS, DS_TARGET_RANKS,
-    DS_HIDDEN, DS_PROMPTS, DS_PROMPT_TARGETS, DS_PROMPT_OFFSETS, DS_PROBS, DS_PROBS_TOKEN_INDEX,
-    DS_COUNT
-};
-
-typedef enum { T_I32, T_I64, T_F32, T_F16, T_STR } elem_kind;
-
-typedef struct ds_spec {
-    const char *name; /* dataset name (docs/hdf5-format.md) */
-    elem_kind kind;   /* element type */
-    int rank;         /* 1..3 */
-    int dims[3];      /* DIM_* of each axis; dims[0] grows */
-} ds_spec;
-
-static const ds_spec ds_specs[DS_COUNT] = {
+const ds_spec ll_h5w_specs[DS_COUNT] = {
     [DS_TOKENS] = {"tokens", T_I32, 1, {DIM_TOKEN}},
     [DS_TOKEN_PROMPT] = {"token_prompt", T_I32, 1, {DIM_TOKEN}},
     [DS_TOKEN_POSITION] = {"token_position", T_I32, 1, {DIM_TOKEN}},
@@ -66,22 +40,6 @@ static const ds_spec ds_specs[DS_COUNT] = {
     [DS_PROBS_TOKEN_INDEX] = {"probs_token_index", T_I64, 1, {DIM_PROBS_ROW}},
 };
 
-struct ll_h5_writer {
-    char *path;               /* final file name */
-    char *tmp_path;           /* "<path>.tmp.<pid>", renamed to path on commit */
-    hid_t file;               /* open temporary file */
-    hid_t t_utf8;             /* variable-length UTF-8 string type */
-    hid_t t_f16_file;         /* little-endian half, as stored */
-    hid_t t_f16_mem;          /* native half, as the engine passes it (uint16 bits) */
-    hid_t dapl;               /* dataset access list with a chunk cache large enough for one chunk */
-    hid_t scale[DIM_COUNT];   /* dimension-scale datasets; -1 where the dimension is absent */
-    hid_t ds[DS_COUNT];       /* growing datasets; -1 where absent */
-    int64_t dim_len[DIM_COUNT]; /* current length of each dimension */
-    int n_points, topk;
-    int64_t d_model, n_probs_vocab;
-    int save_probs, save_hidden;
-};
-
 static hid_t elem_file_type(const ll_h5_writer *w, elem_kind k) {
     switch (k) {
     case T_I32: return H5T_STD_I32LE;
@@ -92,7 +50,7 @@ static hid_t elem_file_type(const ll_h5_writer *w, elem_kind k) {
     }
 }
 
-static hid_t elem_mem_type(const ll_h5_writer *w, elem_kind k) {
+hid_t ll_h5w_mem_type(const ll_h5_writer *w, elem_kind k) {
     switch (k) {
     case T_I32: return H5T_NATIVE_INT32;
     case T_I64: return H5T_NATIVE_INT64;
@@ -209,7 +167,7 @@ static ll_status create_ds(ll_h5_writer *w, const char *name, elem_kind kind, in
                                            grows ? w->dapl : H5P_DEFAULT));
     for (int a = 0; a < rank && !is_scale; a++) {
         LL_H5_TRY(w->tmp_path, H5DSattach_scale(ds, w->scale[dims[a]], (unsigned)a));
-        LL_H5_TRY(w->tmp_path, H5DSset_label(ds, (unsigned)a, dim_names[dims[a]]));
+        LL_H5_TRY(w->tmp_path, H5DSset_label(ds, (unsigned)a, ll_h5w_dim_names[dims[a]]));
     }
     *out = ds;
     ds = -1;
@@ -233,7 +191,7 @@ fail:
 
 /* Extends dataset `ds` (growing axis 0, which currently has n_old rows) by n_new rows and writes them from
  * buf (n_new rows, each the dataset's full row) with one hyperslab write. */
-static ll_status append_rows(ll_h5_writer *w, hid_t ds, hid_t mtype, int64_t n_old, int64_t n_new,
+ll_status ll_h5w_append_rows(ll_h5_writer *w, hid_t ds, hid_t mtype, int64_t n_old, int64_t n_new,
                              const void *buf, const char *name, ll_err *err) {
     ll_status st = LL_OK;
     hid_t fspace = -1, mspace = -1;
@@ -268,16 +226,16 @@ static ll_status create_scales(ll_h5_writer *w, ll_err *err) {
     for (int d = 0; d < DIM_COUNT; d++) {
         if (w->dim_len[d] < 0) continue; /* dimension absent from this file */
         int dims[1] = {d};
-        if ((st = create_ds(w, dim_names[d], T_I64, 1, dims, 1, &w->scale[d], err))) goto out;
-        LL_H5_TRY(w->tmp_path, H5DSset_scale(w->scale[d], dim_names[d]));
+        if ((st = create_ds(w, ll_h5w_dim_names[d], T_I64, 1, dims, 1, &w->scale[d], err))) goto out;
+        LL_H5_TRY(w->tmp_path, H5DSset_scale(w->scale[d], ll_h5w_dim_names[d]));
         if (w->dim_len[d] == 0) continue;
         ramp = ll_malloc_array((size_t)w->dim_len[d], sizeof *ramp);
         if (!ramp) {
-            st = ll_fail(err, LL_ERR_NOMEM, "hdf5 %s: dimension '%s': out of memory", w->path, dim_names[d]);
+            st = ll_fail(err, LL_ERR_NOMEM, "hdf5 %s: dimension '%s': out of memory", w->path, ll_h5w_dim_names[d]);
             goto out;
         }
         for (int64_t i = 0; i < w->dim_len[d]; i++) ramp[i] = i;
-        if ((st = write_all(w, w->scale[d], H5T_NATIVE_INT64, ramp, dim_names[d], err))) goto out;
+        if ((st = write_all(w, w->scale[d], H5T_NATIVE_INT64, ramp, ll_h5w_dim_names[d], err))) goto out;
         free(ramp);
         ramp = NULL;
     }
@@ -329,7 +287,7 @@ static ll_status write_vocab(ll_h5_writer *w, const ll_h5_meta *m, ll_err *err) 
                                            H5P_DEFAULT));
     LL_H5_TRY(w->tmp_path, H5Dwrite(ds, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, bytes));
     LL_H5_TRY(w->tmp_path, H5DSattach_scale(ds, w->scale[DIM_VOCAB_ID], 0));
-    LL_H5_TRY(w->tmp_path, H5DSset_label(ds, 0, dim_names[DIM_VOCAB_ID]));
+    LL_H5_TRY(w->tmp_path, H5DSset_label(ds, 0, ll_h5w_dim_names[DIM_VOCAB_ID]));
     goto out;
 fail:
     ll_fail_prefix(err, st, "dataset 'vocab_bytes'");
@@ -449,7 +407,7 @@ ll_status ll_h5_create(const ll_h5_meta *m, ll_h5_writer **out, ll_err *err) {
     if (m->n_vocab > 0 && (st = write_vocab(w, m, err))) goto fail_abort;
 
     for (int i = 0; i < DS_COUNT; i++) {
-        const ds_spec *s = &ds_specs[i];
+        const ds_spec *s = &ll_h5w_specs[i];
         int absent = 0;
         for (int a = 0; a < s->rank; a++) absent |= w->dim_len[s->dims[a]] < 0;
         if (absent) continue;
@@ -469,126 +427,6 @@ fail_abort:
     return st;
 fail_free:
     writer_free(w);
-    return st;
-}
-
-/* ---- append ---------------------------------------------------------------------------------------- */
-
-static ll_status check_batch(const ll_h5_writer *w, const ll_h5_batch *b, ll_err *err) {
-#define BATCH_REQUIRE(cond, fmt, ...)                                                                      \
-    do {                                                                                                   \
-        if (!(cond)) return ll_fail(err, LL_ERR_INTERNAL, "hdf5 output %s: batch " fmt, w->path, __VA_ARGS__); \
-    } while (0)
-    BATCH_REQUIRE(b->n_prompts >= 0 && b->n_tokens >= 0, "%s", "counts: expected n_prompts, n_tokens >= 0");
-    BATCH_REQUIRE(b->n_prompts == 0 || b->prompt_lengths, "%s", "prompt_lengths: NULL");
-    int64_t sum = 0;
-    for (int i = 0; i < b->n_prompts; i++) {
-        BATCH_REQUIRE(b->prompt_lengths[i] >= 1, "prompt_lengths[%d]: expected >= 1, got %lld", i,
-                      (long long)b->prompt_lengths[i]);
-        sum += b->prompt_lengths[i];
-    }
-    BATCH_REQUIRE(sum == b->n_tokens, "prompt_lengths: expected them to sum to n_tokens = %lld, got %lld",
-                  (long long)b->n_tokens, (long long)sum);
-    BATCH_REQUIRE(w->dim_len[DIM_TOKEN] + b->n_tokens <= INT32_MAX &&
-                      w->dim_len[DIM_PROMPT] + b->n_prompts <= INT32_MAX,
-                  "%s", "size: more than 2^31 tokens or prompts in one file");
-    if (b->n_tokens > 0)
-        BATCH_REQUIRE(b->tokens && b->target_ids && b->topk_ids && b->topk_probs && b->entropy && b->kl_final &&
-                          b->target_probs && b->target_logprobs && b->target_ranks,
-                      "%s", "arrays: expected tokens, targets, top-k and statistics arrays");
-    BATCH_REQUIRE(!w->save_hidden || b->n_tokens == 0 || b->hidden, "%s", "hidden: NULL with save_hidden");
-    BATCH_REQUIRE(w->save_probs || b->n_probs_rows == 0, "n_probs_rows: %lld rows without save_probs",
-                  (long long)b->n_probs_rows);
-    BATCH_REQUIRE(b->n_probs_rows >= 0 && (b->n_probs_rows == 0 || (b->probs_token && b->probs)), "%s",
-                  "probs: expected probs_token and probs arrays");
-    for (int64_t r = 0; r < b->n_probs_rows; r++)
-        BATCH_REQUIRE(b->probs_token[r] >= 0 && b->probs_token[r] < b->n_tokens,
-                      "probs_token[%lld]: expected a token index in [0, %lld), got %lld", (long long)r,
-                      (long long)b->n_tokens, (long long)b->probs_token[r]);
-#undef BATCH_REQUIRE
-    return LL_OK;
-}
-
-/* Grows a dimension scale by n entries (old_len, old_len + 1, ...). */
-static ll_status grow_scale(ll_h5_writer *w, int dim, int64_t n, int64_t *scratch, ll_err *err) {
-    int64_t old = w->dim_len[dim];
-    for (int64_t i = 0; i < n; i++) scratch[i] = old + i;
-    return append_rows(w, w->scale[dim], H5T_NATIVE_INT64, old, n, scratch, dim_names[dim], err);
-}
-
-static ll_status append_ds(ll_h5_writer *w, int i, int64_t n_old, int64_t n_new, const void *buf, ll_err *err) {
-    return append_rows(w, w->ds[i], elem_mem_type(w, ds_specs[i].kind), n_old, n_new, buf, ds_specs[i].name, err);
-}
-
-ll_status ll_h5_append(ll_h5_writer *w, const ll_h5_batch *b, ll_err *err) {
-    ll_status st;
-    if (!w || !b) return ll_fail(err, LL_ERR_INTERNAL, "hdf5 output: ll_h5_append given NULL");
-    if ((st = check_batch(w, b, err))) return st;
-    if (b->n_prompts == 0) return LL_OK;
-
-    int64_t nt = b->n_tokens, np = b->n_prompts, nr = b->n_probs_rows;
-    int64_t tok0 = w->dim_len[DIM_TOKEN], prompt0 = w->dim_len[DIM_PROMPT];
-    int64_t edge0 = w->dim_len[DIM_PROMPT_EDGE], row0 = w->save_probs ? w->dim_len[DIM_PROBS_ROW] : 0;
-    int64_t big = nt > nr ? nt : nr;
-    int32_t *tprompt = ll_malloc_array((size_t)nt, sizeof *tprompt);
-    int32_t *tpos = ll_malloc_array((size_t)nt, sizeof *tpos);
-    int64_t *offs = ll_malloc_array((size_t)np, sizeof *offs);
-    int64_t *scratch = ll_malloc_array((size_t)big, sizeof *scratch);
-    const char **texts = ll_malloc_array((size_t)np, sizeof *texts);
-    const char **targets = ll_malloc_array((size_t)np, sizeof *targets);
-    if (!tprompt || !tpos || !offs || !scratch || !texts || !targets) {
-        st = ll_fail(err, LL_ERR_NOMEM, "hdf5 output %s: batch of %lld tokens: out of memory", w->path,
-                     (long long)nt);
-        goto out;
-    }
-    int64_t t = 0;
-    for (int64_t p = 0; p < np; p++) {
-        for (int64_t j = 0; j < b->prompt_lengths[p]; j++, t++) {
-            tprompt[t] = (int32_t)(prompt0 + p);
-            tpos[t] = (int32_t)j;
-        }
-        offs[p] = tok0 + t;
-        texts[p] = b->prompt_texts && b->prompt_texts[p] ? b->prompt_texts[p] : "";
-        targets[p] = b->prompt_targets && b->prompt_targets[p] ? b->prompt_targets[p] : "";
-    }
-
-    if ((st = append_ds(w, DS_TOKENS, tok0, nt, b->tokens, err))) goto out;
-    if ((st = append_ds(w, DS_TOKEN_PROMPT, tok0, nt, tprompt, err))) goto out;
-    if ((st = append_ds(w, DS_TOKEN_POSITION, tok0, nt, tpos, err))) goto out;
-    if ((st = append_ds(w, DS_TARGET_IDS, tok0, nt, b->target_ids, err))) goto out;
-    if ((st = append_ds(w, DS_TOPK_IDS, tok0, nt, b->topk_ids, err))) goto out;
-    if ((st = append_ds(w, DS_TOPK_PROBS, tok0, nt, b->topk_probs, err))) goto out;
-    if ((st = append_ds(w, DS_ENTROPY, tok0, nt, b->entropy, err))) goto out;
-    if ((st = append_ds(w, DS_KL_FINAL, tok0, nt, b->kl_final, err))) goto out;
-    if ((st = append_ds(w, DS_TARGET_PROBS, tok0, nt, b->target_probs, err))) goto out;
-    if ((st = append_ds(w, DS_TARGET_LOGPROBS, tok0, nt, b->target_logprobs, err))) goto out;
-    if ((st = append_ds(w, DS_TARGET_RANKS, tok0, nt, b->target_ranks, err))) goto out;
-    if (w->save_hidden && (st = append_ds(w, DS_HIDDEN, tok0, nt, b->hidden, err))) goto out;
-    if ((st = grow_scale(w, DIM_TOKEN, nt, scratch, err))) goto out;
-    w->dim_len[DIM_TOKEN] += nt;
-
-    if ((st = append_ds(w, DS_PROMPTS, prompt0, np, texts, err))) goto out;
-    if ((st = append_ds(w, DS_PROMPT_TARGETS, prompt0, np, targets, err))) goto out;
-    if ((st = grow_scale(w, DIM_PROMPT, np, scratch, err))) goto out;
-    w->dim_len[DIM_PROMPT] += np;
-    if ((st = append_ds(w, DS_PROMPT_OFFSETS, edge0, np, offs, err))) goto out;
-    if ((st = grow_scale(w, DIM_PROMPT_EDGE, np, scratch, err))) goto out;
-    w->dim_len[DIM_PROMPT_EDGE] += np;
-
-    if (w->save_probs && nr > 0) {
-        if ((st = append_ds(w, DS_PROBS, row0, nr, b->probs, err))) goto out;
-        for (int64_t r = 0; r < nr; r++) scratch[r] = tok0 + b->probs_token[r];
-        if ((st = append_ds(w, DS_PROBS_TOKEN_INDEX, row0, nr, scratch, err))) goto out;
-        if ((st = grow_scale(w, DIM_PROBS_ROW, nr, scratch, err))) goto out;
-        w->dim_len[DIM_PROBS_ROW] += nr;
-    }
-out:
-    free(tprompt);
-    free(tpos);
-    free(offs);
-    free(scratch);
-    free(texts);
-    free(targets);
     return st;
 }
 

@@ -31,6 +31,11 @@ ll_status ll_tokenizer_encode(ll_tokenizer *tk, const char *text, size_t len, in
  * NUL-terminated. */
 ll_status ll_tokenizer_decode(ll_tokenizer *tk, const int32_t *ids, size_t n, char **text, ll_err *err);
 
+/* As ll_tokenizer_decode, also giving the byte length of *text (decoded text may contain NUL
+ * characters, which a NUL-terminated string alone cannot show). */
+ll_status ll_tokenizer_decode_n(ll_tokenizer *tk, const int32_t *ids, size_t n, char **text, size_t *len,
+                                ll_err *err);
+
 /* Number of ids the tokenizer knows (max id + 1, added tokens included). */
 int64_t ll_tokenizer_vocab_size(const ll_tokenizer *tk);
 

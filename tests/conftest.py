@@ -142,6 +142,13 @@ class Engine:
         os.makedirs(d)
         return d
 
+    def try_synth(self, name=None, **opts):
+        """synth, but None instead of a failure (for optional features such as the tokenizer)."""
+        try:
+            return self.synth(name, **opts)
+        except pytest.fail.Exception:
+            return None
+
     def synth(self, name=None, **opts):
         """Synthesizes a model (cached per option set); name picks one of MODELS. tokenizer defaults
         to none. Returns the directory."""

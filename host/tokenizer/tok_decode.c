@@ -24,7 +24,14 @@ static int token_string(const ll_tokenizer *tk, int32_t id, const char **s, size
 }
 
 ll_status ll_tokenizer_decode(ll_tokenizer *tk, const int32_t *ids, size_t n, char **text, ll_err *err) {
+    size_t len;
+    return ll_tokenizer_decode_n(tk, ids, n, text, &len, err);
+}
+
+ll_status ll_tokenizer_decode_n(ll_tokenizer *tk, const int32_t *ids, size_t n, char **text, size_t *len,
+                                ll_err *err) {
     *text = NULL;
+    *len = 0;
     tok_buf *toks = calloc(n ? n : 1, sizeof *toks);
     if (!toks) return ll_fail(err, LL_ERR_NOMEM, "tokenizer: out of memory decoding %zu ids", n);
     size_t nt = 0;
@@ -56,6 +63,7 @@ ll_status ll_tokenizer_decode(ll_tokenizer *tk, const int32_t *ids, size_t n, ch
         st = ll_fail(err, LL_ERR_NOMEM, "tokenizer: out of memory");
     } else {
         *text = out.p;
+        *len = out.n - 1;
     }
 done:
     for (size_t i = 0; i < n; i++) tok_buf_free(&toks[i]); /* unused entries are zeroed */

@@ -7,6 +7,7 @@
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <stdio.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -55,6 +56,17 @@ static ll_status parse_json_file(const char *path, cJSON **out, ll_err *err) {
     size_t len = 0;
     int e = read_file(path, &text, &len);
     if (e) return ll_fail(err, e == ENOMEM ? LL_ERR_NOMEM : LL_ERR_IO, "cannot read %s: %s", path, strerror(e));
+    /* cJSON strings end at NUL: a token containing U+0000 would silently become another token. */
+    for (const char *q = text; (q = strstr(q, "\\u0000")) != NULL; q++) {
+        size_t bs = 0;
+        while (q - (ptrdiff_t)bs > text && q[-(ptrdiff_t)bs - 1] == '\\') bs++;
+        if (bs % 2 == 0) {
+            size_t at = (size_t)(q - text);
+            free(text);
+            return ll_fail(err, LL_ERR_INPUT, "%s: a string contains the NUL character \\u0000 at byte %zu (not supported)",
+                           path, at);
+        }
+    }
     const char *end = NULL;
     cJSON *j = cJSON_ParseWithLengthOpts(text, len, &end, 0);
     if (!j) {

@@ -3,7 +3,8 @@
  *
  * `tokenizers` compiles these patterns with Oniguruma (Ruby syntax). Two differences matter and are
  * handled here: `^`/`$` are line anchors in Ruby syntax (PCRE2_MULTILINE), and Oniguruma's Unicode `\w`
- * also covers combining marks, letter numbers and joiners, which PCRE2's `\w` does not, so `\w`/`\W`
+ * (Letter | Mark | Decimal_Number | Connector_Punctuation) covers combining marks and excludes other
+ * numbers, unlike PCRE2's `\w`, so `\w`/`\W`
  * are rewritten into explicit classes. \s, \d, \p{..} and (?i) agree between the two engines. */
 #include "tok_internal.h"
 
@@ -11,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define WORD_CLASS "\\p{L}\\p{Nl}\\p{M}\\p{Nd}\\p{Pc}\\x{200C}\\x{200D}\\x{24B6}-\\x{24E9}"
+#define WORD_CLASS "\\p{L}\\p{M}\\p{Nd}\\p{Pc}"
 
 /* Rewrites \w and \W; returns NULL on allocation failure, sets *bad for \W inside a class. */
 static char *rewrite_pattern(const char *p, int *bad) {

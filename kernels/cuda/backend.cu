@@ -260,7 +260,7 @@ static ll_status ctx_init(ll_backend *be, llc_ctx *c, const ll_backend_opts *opt
     LLC_CUDA(be, op, cudaSetDevice(c->device));
     cudaDeviceProp prop;
     LLC_CUDA(be, op, cudaGetDeviceProperties(&prop, c->device));
-    snprintf(c->name, sizeof c->name, "device %d (%s, sm_%d%d)", c->device, prop.name, prop.major, prop.minor);
+    snprintf(c->name, sizeof c->name, "device %d (%.200s, sm_%d%d)", c->device, prop.name, prop.major, prop.minor);
     if (prop.major < 8)
         return llc_fail(be, LL_ERR_BACKEND, "cuda: %s is not supported: the module is built for sm_80 and sm_90 "
                         "(bf16 tensor cores)", c->name);

@@ -2,7 +2,9 @@
  *
  * Math (LENS-MATH.md, "KL to the final layer"):
  *   lens_expect: for the final layer's rows, p(t, v) = exp(z(t, v) - lse[t]) with the pass's own logits
- *     z = W_U round(xf) + b, then u[t, :] = sum_v p(t, v) W_U[v, :] and pb[t] = sum_v p(t, v) b[v].
+ *     z = W_U round(xf) + b, then u[t, :] = sum_v p(t, v) W_U[v, :] and pb[t] = sum_v p(t, v) b[v], both
+ *     divided at the end by the computed sum_v p(t, v) (as the CPU does), so the rounding of lse does not
+ *     scale them.
  *   lens_kl: kl[r] = -hf[t] - (round(x[r]) . u[t] + pb[t]) + lse[r], t = r % T, clamped at >= 0
  *     (a NaN stays NaN). With the same rounding of x as the pass, sum_v p_f z_l = round(x_l) . u + pb
  *     exactly up to fp32 arithmetic, so the final layer's KL is 0 to ~1e-6 nats, not to the size of the
@@ -34,16 +36,17 @@
 __global__ void __launch_bounds__(LLC_THREADS)
 llc_expect_prob_kernel(float *__restrict__ z, int64_t ldz, int ncols, int64_t v0, int64_t r0,
                        const void *__restrict__ bu, int bdt, const float *__restrict__ lse, uint16_t *__restrict__ phi,
-                       uint16_t *__restrict__ plo, int dt, float *__restrict__ pb) {
+                       uint16_t *__restrict__ plo, int dt, float *__restrict__ pb, float *__restrict__ psum) {
     __shared__ float red[32];
     const int64_t i = blockIdx.x;
     const float l = lse[r0 + i];
     float *zr = z + i * ldz;
-    float sb = 0.0f;
+    float sb = 0.0f, sp = 0.0f;
     for (int c = threadIdx.x; c < ncols; c += blockDim.x) {
         const float b = bu ? llc_load(bu, bdt, v0 + c) : 0.0f;
         const float p = expf(zr[c] + b - l);
         sb += p * b;
+        sp += p;
         if (phi) {
             uint16_t h, lo;
             if (dt == LL_DTYPE_BF16) {
@@ -59,9 +62,24 @@ llc_expect_prob_kernel(float *__restrict__ z, int64_t ldz, int ncols, int64_t v0
             zr[c] = p;
         }
     }
+    sp = llc_block_sum(sp, red);
+    if (threadIdx.x == 0) psum[r0 + i] += sp;
     if (bu) {
         sb = llc_block_sum(sb, red);
         if (threadIdx.x == 0) pb[r0 + i] += sb;
+    }
+}
+
+/* u[t, :] /= psum[t], pb[t] /= psum[t]: p normalized by its own computed sum, so that the rounding of
+ * the fp32 lse (~1e-7 relative of a value of tens) does not scale u and pb. */
+__global__ void llc_expect_norm_kernel(float *__restrict__ u, float *__restrict__ pb, const float *__restrict__ psum,
+                                       int64_t T, int64_t d) {
+    const int64_t n = T * d;
+    for (int64_t e = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; e < n; e += (int64_t)gridDim.x * blockDim.x) {
+        const int64_t t = e / d;
+        const float s = psum[t];
+        u[e] /= s;
+        if (e - t * d == 0) pb[t] /= s;
     }
 }
 
@@ -84,9 +102,13 @@ ll_status llc_lens_expect(ll_backend *be, float *u, float *pb, const float *xf, 
     const size_t xb_bytes = half ? (size_t)T * (size_t)d * 2 : 0;
     const size_t z_bytes = (size_t)rb * (size_t)vt * sizeof(float);
     const size_t p_bytes = half ? (size_t)rb * (size_t)vt * sizeof(uint16_t) : 0;
+    const size_t s_bytes = (size_t)T * sizeof(float);
     void *scr = NULL;
-    LLC_TRY(llc_scratch(be, op, llc_align_up(xb_bytes) + llc_align_up(z_bytes) + 2 * llc_align_up(p_bytes), &scr));
+    LLC_TRY(llc_scratch(be, op,
+                        llc_align_up(xb_bytes) + llc_align_up(z_bytes) + 2 * llc_align_up(p_bytes) + llc_align_up(s_bytes),
+                        &scr));
     char *cur = (char *)scr;
+    float *psum = (float *)llc_carve(&cur, s_bytes);
     void *xb = half ? llc_carve(&cur, xb_bytes) : NULL;
     float *z = (float *)llc_carve(&cur, z_bytes);
     uint16_t *phi = half ? (uint16_t *)llc_carve(&cur, p_bytes) : NULL;
@@ -94,6 +116,7 @@ ll_status llc_lens_expect(ll_backend *be, float *u, float *pb, const float *xf, 
 
     LLC_CUDA(be, op, cudaMemsetAsync(u, 0, (size_t)T * (size_t)d * sizeof(float), c->stream));
     LLC_CUDA(be, op, cudaMemsetAsync(pb, 0, (size_t)T * sizeof(float), c->stream));
+    LLC_CUDA(be, op, cudaMemsetAsync(psum, 0, s_bytes, c->stream));
     if (xb) LLC_TRY(llc_cast_from_f32(be, op, xb, wdt, xf, T * d));
     const void *xg = xb ? xb : (const void *)xf;
     const size_t esz = llc_dtype_size(wdt);
@@ -109,7 +132,7 @@ ll_status llc_lens_expect(ll_backend *be, float *u, float *pb, const float *xf, 
                              c->allow_tf32));
             llc_expect_prob_kernel<<<(unsigned)rows, LLC_THREADS, 0, c->stream>>>(
                 z, vt, (int)cols, v0, t0, has_b ? bu->data : NULL, has_b ? (int)bu->dtype : 0, lse, phi, plo,
-                (int)wdt, pb);
+                (int)wdt, pb, psum);
             LLC_LAUNCHED(be, op);
             /* u^T [d, rows] (col-major, ld d) += W_tile^T [d, cols] . P^T [cols, rows] */
             if (half) {
@@ -120,6 +143,8 @@ ll_status llc_lens_expect(ll_backend *be, float *u, float *pb, const float *xf, 
             }
         }
     }
+    llc_expect_norm_kernel<<<llc_grid(c, T * d), LLC_THREADS, 0, c->stream>>>(u, pb, psum, T, d);
+    LLC_LAUNCHED(be, op);
     return LL_OK;
 }
 

@@ -390,6 +390,11 @@ static void check_create_errors(const char *dir) {
     st = ll_h5_create(&m, &w, &err);
     CHECK(st == LL_ERR_INTERNAL && strstr(err.msg, "meta.topk"), "topk 0: %d %s", (int)st, err.msg);
     CHECK(count_prefix(dir, "bad_meta.h5") == 0, "%s", "files left after a rejected meta");
+    char base[256];
+    snprintf(base, sizeof base, "%s", strrchr(dir, '/') + 1);
+    strcat(base, ".tmp.");
+    snprintf(path, sizeof path, "%.*s", (int)(strrchr(dir, '/') - dir), dir);
+    CHECK(count_prefix(path, base) == 0, "%s", "temporary file left beside a directory given as output");
 }
 
 static void check_abort_and_bad_batch(const char *dir) {

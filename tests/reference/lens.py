@@ -26,7 +26,14 @@ def lens_stats(model, hidden, final_logits, targets, k):
       entropy [T, P], kl_final [T, P], target_logprobs/target_probs [T, P] (NaN without target),
       target_ranks [T, P] (-1 without target), final_probs [T, V]; and points (list of names)."""
     points = list(hidden.keys())
-    H = np.stack([hidden[p] for p in points], axis=1)  # [T, P, d]
+    r = lens_of_rows(model, np.stack([hidden[p] for p in points], axis=1), final_logits, targets, k)
+    r["points"] = points
+    return r
+
+
+def lens_of_rows(model, H, final_logits, targets, k):
+    """The statistics of lens_stats for residual rows H [T, P, d] (any rows: the reference's own or an
+    engine's saved hidden states, to separate lens arithmetic from forward-pass error)."""
     z = model.logits_of(H)                             # [T, P, V]
     logp = log_softmax(z)
     p = np.exp(logp)
@@ -47,7 +54,7 @@ def lens_stats(model, hidden, final_logits, targets, k):
         tl[t] = logp[t, :, tg]
         tr[t] = (z[t] > z[t, :, tg][:, None]).sum(axis=-1)
     return {
-        "points": points, "logits": z, "logp": logp, "probs": p,
+        "logits": z, "logp": logp, "probs": p,
         "topk_ids": order, "topk_probs": topk_p, "entropy": ent, "kl_final": kl,
         "target_logprobs": tl, "target_probs": np.exp(tl), "target_ranks": tr,
         "final_probs": p_f[:, 0, :],

@@ -1,2 +1,0 @@
-build-san/obj/host/common.o: host/common.c include/ll_common.h
-include/ll_common.h:

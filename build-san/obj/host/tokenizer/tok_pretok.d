@@ -1,7 +1,0 @@
-build-san/obj/host/tokenizer/tok_pretok.o: host/tokenizer/tok_pretok.c \
- host/tokenizer/tok_internal.h include/ll_common.h include/ll_tokenizer.h \
- include/ll_common.h
-host/tokenizer/tok_internal.h:
-include/ll_common.h:
-include/ll_tokenizer.h:
-include/ll_common.h:

@@ -1,7 +1,0 @@
-build-san/obj/kernels/cpu/cpu_rope.o: kernels/cpu/cpu_rope.c \
- kernels/cpu/cpu_internal.h include/ll_backend.h include/ll_common.h \
- include/ll_math.h
-kernels/cpu/cpu_internal.h:
-include/ll_backend.h:
-include/ll_common.h:
-include/ll_math.h:

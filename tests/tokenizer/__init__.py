@@ -1,0 +1,1 @@
+"""Helpers of the tokenizer tests: corpus generation, reference tokenizers, running logitlens."""
