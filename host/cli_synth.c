@@ -85,7 +85,7 @@ static cJSON *build_config(const synth_opts *o, ll_dtype dt) {
         cJSON_AddNumberToObject(scaling, "low_freq_factor", 1.0);
         cJSON_AddNumberToObject(scaling, "high_freq_factor", 4.0);
         /* small so that short test prompts reach every regime of the scaling */
-        cJSON_AddNumberToObject(scaling, "original_max_position_embeddings", 64);
+        cJSON_AddNumberToObject(scaling, "original_max_position_embeddings", (double)(o->ctx < 64 ? o->ctx : 64));
     }
     if (!strcmp(a, "gpt_neox")) {
         int64_t ffn = o->ffn ? o->ffn : 4 * o->d;
@@ -168,6 +168,31 @@ static void *fill_tensor(const ll_tensor_spec *sp, const ll_config *c, ll_dtype 
     }
     *nbytes = (size_t)n * es;
     return buf;
+}
+
+/* mkdir -p */
+static int mkdir_p(const char *dir) {
+    char buf[4096];
+    size_t n = strlen(dir);
+    if (n == 0 || n >= sizeof buf) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    memcpy(buf, dir, n + 1);
+    for (size_t i = 1; i <= n; i++) {
+        if (buf[i] != '/' && buf[i] != 0) continue;
+        char c = buf[i];
+        buf[i] = 0;
+        if (mkdir(buf, 0777) != 0 && errno != EEXIST) return -1;
+        buf[i] = c;
+    }
+    struct stat st;
+    if (stat(dir, &st) != 0) return -1;
+    if (!S_ISDIR(st.st_mode)) {
+        errno = ENOTDIR;
+        return -1;
+    }
+    return 0;
 }
 
 static int usage_error(const char *msg) {
@@ -259,7 +284,7 @@ int ll_cmd_synth(int argc, char **argv) {
     ll_err err = {{0}};
     ll_status rc = LL_OK;
     char path[4200];
-    if (mkdir(o.out, 0777) != 0 && errno != EEXIST) {
+    if (mkdir_p(o.out) != 0) {
         fprintf(stderr, "logitlens synth: cannot create directory %s: %s\n", o.out, strerror(errno));
         return ll_status_exit_code(LL_ERR_IO);
     }

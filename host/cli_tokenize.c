@@ -5,14 +5,16 @@
 #include "ll_tokenizer.h"
 
 #include <cjson/cJSON.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static void usage(FILE *f) {
     fprintf(f,
             "usage: logitlens tokenize DIR --text TEXT [--no-special]\n"
-            "       logitlens tokenize DIR --batch FILE [--hex] [--no-special]\n"
+            "       logitlens tokenize DIR --batch FILE [--hex] [--no-special] [--stats]\n"
             "       logitlens tokenize DIR --decode FILE\n"
             "       logitlens tokenize DIR --vocab\n"
             "       logitlens tokenize DIR --write-synth STYLE --vocab-size V [--seed S]\n"
@@ -21,7 +23,8 @@ static void usage(FILE *f) {
             "  --text TEXT    print the ids of TEXT, then one line per token: id and its display string\n"
             "  --no-special   do not add the BOS/EOS tokens of the post-processor\n"
             "  --batch FILE   one input per line, a JSON string (with --hex: the text's bytes in hex);\n"
-            "                 prints one line of space-separated ids per input\n"
+            "                 prints one line of space-separated ids per input; --stats: encoding time and\n"
+            "                 throughput (encode calls only) on stderr\n"
             "  --decode FILE  one JSON array of ids per line; prints the decoded text's bytes in hex per line\n"
             "  --vocab        prints every id: id, its raw bytes in hex, its display string (tab-separated)\n"
             "  --write-synth STYLE  writes DIR/tokenizer.json and DIR/tokenizer_config.json of a synthetic\n"
@@ -109,6 +112,15 @@ static int batch_line(const char *path, size_t lineno, char *line, size_t len, i
         fprintf(stderr, "logitlens tokenize: %s line %zu: expected an even number of hex digits\n", path, lineno);
         return 3;
     }
+    for (const char *q = line; (q = strstr(q, "\\u0000")) != NULL; q++) {
+        size_t bs = 0;
+        while (q - (ptrdiff_t)bs > line && q[-(ptrdiff_t)bs - 1] == '\\') bs++;
+        if (bs % 2 == 0) {
+            fprintf(stderr, "logitlens tokenize: %s line %zu: a JSON string with \\u0000 cannot be passed on (use --hex)\n",
+                    path, lineno);
+            return 3;
+        }
+    }
     cJSON *j = cJSON_ParseWithLength(line, len);
     if (!cJSON_IsString(j)) {
         cJSON_Delete(j);
@@ -121,7 +133,15 @@ static int batch_line(const char *path, size_t lineno, char *line, size_t len, i
     return *out ? 0 : 5;
 }
 
-static int cmd_batch(ll_tokenizer *tk, const char *path, int hex, int add_special) {
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static int cmd_batch(ll_tokenizer *tk, const char *path, int hex, int add_special, int stats) {
+    double enc_s = 0;
+    size_t enc_bytes = 0, enc_ids = 0;
     FILE *f = fopen(path, "rb");
     if (!f) {
         fprintf(stderr, "logitlens tokenize: cannot open %s\n", path);
@@ -139,7 +159,11 @@ static int cmd_batch(ll_tokenizer *tk, const char *path, int hex, int add_specia
         int32_t *ids;
         size_t k;
         ll_err err;
+        double t0 = now_s();
         ll_status st = ll_tokenizer_encode(tk, text, n, add_special, &ids, &k, &err);
+        enc_s += now_s() - t0;
+        enc_bytes += n;
+        enc_ids += st ? 0 : k;
         free(text);
         if (st) {
             fprintf(stderr, "logitlens tokenize: %s line %zu: %s\n", path, lineno, err.msg);
@@ -152,6 +176,9 @@ static int cmd_batch(ll_tokenizer *tk, const char *path, int hex, int add_specia
     }
     free(line);
     fclose(f);
+    if (stats && !rc)
+        fprintf(stderr, "encode: %zu inputs, %zu bytes, %zu ids in %.6f s (%.2f MB/s)\n", lineno, enc_bytes, enc_ids,
+                enc_s, enc_s > 0 ? (double)enc_bytes / enc_s / 1e6 : 0.0);
     return rc;
 }
 
@@ -222,7 +249,7 @@ int ll_cmd_tokenize(int argc, char **argv) {
     const char *dir = NULL, *text = NULL, *batch = NULL, *decode = NULL, *synth = NULL;
     long long synth_vocab = -1;
     unsigned long long seed = 1;
-    int add_special = 1, hex = 0, vocab = 0;
+    int add_special = 1, hex = 0, vocab = 0, stats = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
@@ -230,6 +257,7 @@ int ll_cmd_tokenize(int argc, char **argv) {
             return 0;
         } else if (!strcmp(a, "--no-special")) add_special = 0;
         else if (!strcmp(a, "--hex")) hex = 1;
+        else if (!strcmp(a, "--stats")) stats = 1;
         else if (!strcmp(a, "--vocab")) vocab = 1;
         else if (!strcmp(a, "--vocab-size") || !strcmp(a, "--seed")) {
             char *end;
@@ -294,7 +322,7 @@ int ll_cmd_tokenize(int argc, char **argv) {
         return ll_status_exit_code(st);
     }
     int rc = text ? cmd_text(tk, text, add_special)
-             : batch ? cmd_batch(tk, batch, hex, add_special)
+             : batch ? cmd_batch(tk, batch, hex, add_special, stats)
              : decode ? cmd_decode(tk, decode)
                       : cmd_vocab(tk);
     ll_tokenizer_free(tk);

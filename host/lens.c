@@ -83,12 +83,6 @@ ll_status ll_engine_lens(ll_engine *e, const ll_batch *b, const int64_t *probs_r
             out->target_logprobs[t * P + p] = lp;
             out->target_probs[t * P + p] = b->target[t] >= 0 ? expf(lp) : NAN;
         }
-    if (out->hidden) {
-        CHECK(be->ops->download(be, hb, e->pts, (size_t)(R * d) * 4));
-        for (int64_t p = 0; p < P; p++)
-            for (int64_t t = 0; t < T; t++)
-                memcpy(out->hidden + (t * P + p) * d, hb + (p * T + t) * d, (size_t)d * 4);
-    }
 
     /* 5: full rows of the selected tokens, gathered point-major [P, n_probs_rows] */
     if (n_probs_rows > 0 && e->o.probs_nv > 0) {
@@ -111,6 +105,13 @@ ll_status ll_engine_lens(ll_engine *e, const ll_batch *b, const int64_t *probs_r
         for (int64_t p = 0; p < P; p++)
             for (int64_t j = 0; j < ns; j++)
                 memcpy(out->probs + (j * P + p) * nv, e->h_probs + (p * ns + j) * nv, (size_t)nv * 2);
+    }
+    /* last: the staging buffer is overwritten (the LSE values above are no longer needed) */
+    if (out->hidden) {
+        CHECK(be->ops->download(be, hb, e->pts, (size_t)(R * d) * 4));
+        for (int64_t p = 0; p < P; p++)
+            for (int64_t t = 0; t < T; t++)
+                memcpy(out->hidden + (t * P + p) * d, hb + (p * T + t) * d, (size_t)d * 4);
     }
     return LL_OK;
 }

@@ -28,7 +28,7 @@ static int parse_opt_int(const char *s, size_t len, long *v, int *present) {
 
 /* Python slice semantics over range(n): fills sel[0..n) with 1 for selected layers. */
 static ll_status parse_layers(const char *spec, int n, char *sel, ll_err *err) {
-    if (!spec || !*spec) {
+    if (!spec) {
         memset(sel, 1, (size_t)n);
         return LL_OK;
     }
@@ -84,7 +84,10 @@ void ll_points_free(ll_points *p) {
 ll_status ll_points_parse(const char *kinds, const char *layers, int n_layers, ll_points *p, ll_err *err) {
     memset(p, 0, sizeof *p);
     int want_embed = 0, want_mid = 0, want_post = 0;
-    const char *k = kinds && *kinds ? kinds : "embed,post";
+    if ((kinds && !*kinds) || (layers && !*layers))
+        return ll_fail(err, LL_ERR_USAGE, "%s is empty (expected %s)", kinds && !*kinds ? "--points" : "--layers",
+                       kinds && !*kinds ? "a comma list of embed, mid, post" : "START:STOP[:STEP] or a layer index");
+    const char *k = kinds ? kinds : "embed,post";
     while (*k) {
         size_t len = strcspn(k, ",");
         if (len == 5 && !strncmp(k, "embed", 5)) want_embed = 1;

@@ -64,7 +64,7 @@ test-gpu: $(CUDA_MODULE) $(BUILD)/tests/gpu/cuda_probe
 
 $(BUILD)/bench/gpu/bench_lens: bench/gpu/bench_lens.cu include/ll_backend.h
 	@mkdir -p $(dir $@)
-	$(CUDA_NVCC) -std=c++17 -O2 $(CUDA_GENCODE) -Iinclude -o $@ $< $(CUDA_LDLIBS) -ldl
+	$(CUDA_NVCC) -std=c++17 -O2 $(CUDA_GENCODE) -Iinclude -Xcompiler -Wall -Xcompiler -Wextra -o $@ $< $(CUDA_LDLIBS) -ldl
 
 bench-gpu: all $(BUILD)/bench/gpu/bench_lens $(BUILD)/tests/gpu/cuda_probe
 	@reason=$$($(BUILD)/tests/gpu/cuda_probe $(CUDA_MODULE) 2>&1); rc=$$?; \

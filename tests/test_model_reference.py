@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from conftest import MODELS, STANDARD_ARGS, TOPK, make_prompts, read_result
-from reference import compare, hf_model, lens, safetensors_io as st
+from reference import compare, hf_model, safetensors_io as st
 
 
 def _expected_points(n_layers):

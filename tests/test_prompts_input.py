@@ -8,7 +8,7 @@ import os
 import numpy as np
 import pytest
 
-from conftest import read_result, write_jsonl
+from conftest import read_result
 
 GPT2 = dict(arch="gpt2", layers=2, d_model=44, heads=4, vocab=397, ctx=32, dtype="f32")
 

@@ -6,8 +6,15 @@
  *   A  gemm:  the same cblas_sgemm calls over the same tiles as lens_pass (row blocks x vocabulary
  *             tiles into one scratch tile), nothing else: the floor of the pass;
  *   B  pass:  lens_pass (GEMM + epilogue: max, count, top-k filter, polynomial-exp sums, merges).
- * The epilogue's share is (B - A) / B. Also timed once each: lens_target_logits, lens_expect on the
- * first 1024 rows, lens_probs of 64 selected ids.
+ * The epilogue's share is (B - A) / B. On a shared, loaded machine wall times are noisy, so two
+ * contention-proof figures come with them, both in thread CPU time on one thread (minimum of 5):
+ *   C  epilogue alone: ll_cpu_lens_row_tile over all vocabulary tiles of 64 precomputed logit rows,
+ *      in ns per logit;
+ *   D  sgemm alone: one 512 x 4096 x 768 tile of the same GEMM, in ns per logit;
+ * and the share they imply, C / (C + D), which is what B - A measures on an idle machine. The process
+ * CPU time of A and B is printed too: time a runtime spends spinning between the OpenBLAS and OpenMP
+ * phases shows up there.
+ * Also timed once each: lens_target_logits, lens_expect on the first 1024 rows, lens_probs of 64 ids.
  * Usage: bench_lens [R] [threads] [pairs] [tile_rows] [tile_cols]; build with `make -C bench/cpu_ops`. */
 #include "ll_backend.h"
 
@@ -22,6 +29,18 @@
 static double now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static double process_cpu(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static double thread_cpu(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
@@ -91,10 +110,11 @@ int main(int argc, char **argv) {
 
     ll_lens_pass_args a = {x, &wu, NULL, zt, target, R, d, V, k, lse, ent, ids, probs, rank};
     const double flop = 2.0 * (double)R * (double)V * (double)d;
-    double ta[100], tb[100];
+    double ta[100], tb[100], ca[100], cb[100];
     const int64_t RB = R < ctx->lens_rows ? R : ctx->lens_rows, VT = ctx->lens_cols;
     check(be, be->ops->lens_pass(be, &a), "lens_pass (warm-up)");
     for (int p = 0; p < pairs; p++) {
+        double c0 = process_cpu();
         t0 = now();
         for (int64_t v0 = 0; v0 < V; v0 += VT) {
             const int64_t nv = V - v0 < VT ? V - v0 : VT;
@@ -105,12 +125,58 @@ int main(int argc, char **argv) {
             }
         }
         ta[p] = now() - t0;
+        ca[p] = process_cpu() - c0;
+        c0 = process_cpu();
         t0 = now();
         check(be, be->ops->lens_pass(be, &a), "lens_pass");
         tb[p] = now() - t0;
-        printf("pair %d: gemm %.3f s  pass %.3f s\n", p + 1, ta[p], tb[p]);
+        cb[p] = process_cpu() - c0;
+        printf("pair %d: gemm %.3f s (cpu %.3f s)  pass %.3f s (cpu %.3f s)\n", p + 1, ta[p], ca[p], tb[p], cb[p]);
     }
-    double ma = median(ta, pairs), mb = median(tb, pairs);
+    double ma = median(ta, pairs), mb = median(tb, pairs), mca = median(ca, pairs), mcb = median(cb, pairs);
+
+    /* C: the epilogue alone, one thread, over all vocabulary tiles of 64 rows of precomputed logits */
+    openblas_set_num_threads(1);
+    const int64_t RE = 64;
+    float *zall = malloc((size_t)(RE * V) * 4); /* [RE, V] */
+    ll_cpu_lens_row *st = malloc((size_t)RE * sizeof *st);
+    int32_t *eids = malloc((size_t)(RE * k) * 4);
+    float *evals = malloc((size_t)(RE * k) * 4);
+    if (!zall || !st || !eids || !evals) return 1;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)RE, (int)V, (int)d, 1.0f, x, (int)d, w, (int)d, 0.0f, zall,
+                (int)V);
+    double tc_best = 1e30;
+    for (int rep = 0; rep < 5; rep++) {
+        for (int64_t r = 0; r < RE; r++) {
+            st[r].lse = ll_lse_init();
+            st[r].above = 0;
+            st[r].ntop = 0;
+        }
+        double c0 = thread_cpu();
+        for (int64_t v0 = 0; v0 < V; v0 += VT) {
+            const int64_t nv = V - v0 < VT ? V - v0 : VT;
+            for (int64_t r = 0; r < RE; r++)
+                ll_cpu_lens_row_tile(zall + r * V + v0, nv, v0, zt[r], target[r], k, eids + r * k, evals + r * k, &st[r]);
+        }
+        double c1 = thread_cpu() - c0;
+        if (c1 < tc_best) tc_best = c1;
+    }
+    const double epi_ns = tc_best / ((double)RE * (double)V) * 1e9;
+    /* D: one GEMM tile alone, one thread */
+    double td_best = 1e30;
+    const int64_t gr = R < 512 ? R : 512, gc = 4096;
+    float *gt = malloc((size_t)(gr * gc) * 4);
+    if (!gt) return 1;
+    for (int rep = 0; rep < 5; rep++) {
+        double c0 = thread_cpu();
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)gr, (int)gc, (int)d, 1.0f, x, (int)d, w, (int)d, 0.0f, gt,
+                    (int)gc);
+        double c1 = thread_cpu() - c0;
+        if (c1 < td_best) td_best = c1;
+    }
+    const double gemm_ns = td_best / ((double)gr * (double)gc) * 1e9;
+    openblas_set_num_threads(ctx->threads);
+    free(zall), free(st), free(eids), free(evals), free(gt);
 
     const int64_t T = R < 1024 ? R : 1024;
     float *u = malloc((size_t)(T * d) * 4), *pb = malloc((size_t)T * 4);
@@ -131,6 +197,12 @@ int main(int argc, char **argv) {
     printf("  B lens_pass      %8.3f s  %6.1f GFLOP/s (GEMM FLOPs)\n", mb, flop / mb * 1e-9);
     printf("  epilogue share   %8.1f %%  ((B - A) / B); %.2f ns per logit\n", 100.0 * (mb - ma) / mb,
            (mb - ma) / ((double)R * (double)V) * 1e9);
+    printf("  process CPU time %8.3f s (A)  %.3f s (B): B - A = %.2f ns per logit of all threads' time\n", mca, mcb,
+           (mcb - mca) / ((double)R * (double)V) * 1e9);
+    printf("  C epilogue alone %8.3f ns per logit (1 thread, CPU time)\n", epi_ns);
+    printf("  D sgemm alone    %8.3f ns per logit (1 thread, CPU time, %.1f GFLOP/s)\n", gemm_ns,
+           2.0 * (double)d / gemm_ns);
+    printf("  epilogue share   %8.1f %%  (C / (C + D), contention-free)\n", 100.0 * epi_ns / (epi_ns + gemm_ns));
     printf("  lens_target_logits %6.3f s   lens_expect (T=%lld) %6.3f s   lens_probs (64 ids) %6.3f s\n", t_zt,
            (long long)T, t_exp, t_probs);
 

@@ -6,13 +6,20 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* The stored string of a token: added-token content first, then the model vocabulary. */
+/* The string `tokenizers` gives a token (id_to_token): for added tokens their content, normalized
+ * when the token is matched after normalization; otherwise the model vocabulary's string. Returns
+ * 2 for an added token, 1 for a model token, 0 for an unknown id. */
 static int token_string(const ll_tokenizer *tk, int32_t id, const char **s, size_t *n) {
     if (id < 0) return 0;
     for (size_t i = 0; i < tk->added.n; i++)
         if (tk->added.tokens[i].id == id) {
-            *s = tk->added.tokens[i].content;
-            *n = tk->added.tokens[i].len;
+            if (tk->added.norm_content[i]) {
+                *s = tk->added.norm_content[i];
+                *n = tk->added.norm_len[i];
+            } else {
+                *s = tk->added.tokens[i].content;
+                *n = tk->added.tokens[i].len;
+            }
             return 2;
         }
     if (id < tk->bpe.n_ids && tk->bpe.id_tok[id]) {
@@ -81,8 +88,17 @@ size_t ll_tokenizer_token_bytes(const ll_tokenizer *tk, int32_t id, uint8_t *buf
         if (len < cap) buf[len] = (uint8_t)(byte);     \
         len++;                                         \
     } while (0)
-    if (kind == 2) { /* added tokens are literal text */
-        for (size_t i = 0; i < n; i++) PUT(s[i]);
+    if (kind == 2) { /* added tokens are literal text, apart from a metaspace char */
+        size_t i = 0;
+        while (i < n) {
+            int32_t cp;
+            size_t l = tok_utf8_decode((const uint8_t *)s + i, n - i, &cp);
+            if (!l) l = 1, cp = -1;
+            if (cp >= 0 && cp == tk->meta_char) PUT(' ');
+            else
+                for (size_t k = 0; k < l; k++) PUT(s[i + k]);
+            i += l;
+        }
         return len;
     }
     if (tk->bpe.byte_fallback && n == 6 && !memcmp(s, "<0x", 3) && s[5] == '>') {

@@ -32,6 +32,18 @@ static inline float ll_cpu_clamp_min(float t, float c) {
     return t;
 }
 
+/* v where t >= c, else +0 (also +0 where t is NaN); vectorizes like ll_cpu_clamp_min. Used to drop
+ * the terms of logits below the exp clamp exactly, so that a -inf logit (a masked id) contributes 0
+ * and not 1.2e-38 * (-inf) = -inf to a sum of p * b. */
+static inline float ll_cpu_keep_ge(float v, float t, float c) {
+    int32_t m = -(int32_t)(t >= c); /* all ones where kept */
+    int32_t bv;
+    memcpy(&bv, &v, sizeof bv);
+    bv &= m;
+    memcpy(&v, &bv, sizeof v);
+    return v;
+}
+
 static inline float ll_cpu_exp_neg(float x) {
     const float log2e = 1.44269504088896341f;
     const float ln2_hi = 0.693145751953125f;       /* 0x3f317200: 16 significant bits */

@@ -75,6 +75,22 @@ ll_status ll_cpu_act(ll_backend *be, float *x, int64_t n, ll_act kind);
 ll_status ll_cpu_swiglu(ll_backend *be, float *y, const float *gate, const float *up, int64_t n);
 ll_status ll_cpu_add(ll_backend *be, float *y, const float *x, int64_t n);
 
+/* Running statistics of one lens row across vocabulary tiles (cpu_lens_epilogue.c). */
+typedef struct ll_cpu_lens_row {
+    ll_lse_state lse; /* online (m, S, U) */
+    int64_t above;    /* logits strictly above the target logit, target excluded */
+    int ntop;         /* current length of the row's top-k list */
+} ll_cpu_lens_row;
+
+/* Epilogue of one row on one tile: z[0..nv) are the logits of ids v0 .. v0+nv-1 (bias included), zt
+ * the row's target logit and tgt its target id (< 0: none); ids/vals the row's top-k list of capacity
+ * k (vals hold logits until the end of the pass); st the row's running state. */
+void ll_cpu_lens_row_tile(const float *z, int64_t nv, int64_t v0, float zt, int32_t tgt, int k, int32_t *ids,
+                          float *vals, ll_cpu_lens_row *st);
+/* z[j] = exp(z[j] + b[j] - lse) in place over n logits (b may be NULL); returns sum_j z[j] and, when pb
+ * is not NULL, stores sum_j z[j] b[j] there. */
+double ll_cpu_lens_prob_row(float *z, const float *b, int64_t n, float lse, double *pb);
+
 /* lens ops (cpu_lens.c) */
 ll_status ll_cpu_lens_target_logits(ll_backend *be, float *zt, const float *x, const ll_wt *wu,
                                     const ll_wt *bu, const int32_t *target, int64_t R, int64_t d);

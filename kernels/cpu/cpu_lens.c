@@ -19,11 +19,8 @@
  * rows of the block (never a BLAS call inside a parallel region). The vocabulary is the outer loop, so
  * the W_U tile stays in cache while every row block streams past it.
  *
- * The epilogue per row and tile is two vectorized passes (gcc -O2: `omp simd` loops):
- *   A. 64-wide chunks: the chunk max (tile max), the count of z > zt, and, only for a chunk whose max
- *      reaches the current k-th value, a scalar scan inserting into the top-k;
- *   B. S and U relative to the tile max with the polynomial exp of cpu_exp.h (relative error < 1e-7),
- *      accumulated in double, then one ll_lse_merge into the row's float state.
+ * The epilogue per row and tile (max, count, top-k filter, polynomial-exp sums, one merge) lives in
+ * cpu_lens_epilogue.c: it runs once per logit and is written to vectorize.
  * Precision: logits are float32 sgemm results; the per-tile sums are double, the cross-tile state is
  * the float ll_lse_state shared with the CUDA backend; LSE and entropy agree with a float64 brute force
  * to about 1e-6 nats for logits of a few tens. Deterministic for a fixed thread count and tiling.
@@ -31,15 +28,11 @@
  * ("lens_*"); micro-benchmark: bench/cpu_ops/bench_lens.c. */
 #include "cpu_internal.h"
 
-#include "cpu_exp.h"
-
 #include <cblas.h>
 #include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define CHUNK 64
 
 /* Checks the unembedding and its optional bias; sets *bias to the bias data or NULL. */
 static ll_status check_unembed(ll_backend *be, const char *op, const ll_wt *wu, const ll_wt *bu, int64_t V,
@@ -87,72 +80,6 @@ ll_status ll_cpu_lens_target_logits(ll_backend *be, float *zt, const float *x, c
     return LL_OK;
 }
 
-/* Running statistics of one lens row across vocabulary tiles. */
-typedef struct lens_row {
-    ll_lse_state lse; /* online (m, S, U) */
-    int64_t above;    /* logits strictly above the target logit, target excluded */
-    int ntop;         /* current length of the row's top-k list */
-} lens_row;
-
-/* Epilogue of one row on one tile: z[0..nv) are the logits of ids v0 .. v0+nv-1 (bias included).
- * ids/vals: the row's top-k list (vals hold logits until the end of the pass). */
-static void lens_row_tile(const float *z, int64_t nv, int64_t v0, float zt, int32_t tgt, int k, int32_t *ids,
-                          float *vals, lens_row *st) {
-    /* A: tile max, count above the target, top-k candidates */
-    const float ztv = tgt >= 0 ? zt : INFINITY; /* without a target nothing counts */
-    float thr = st->ntop < k ? -INFINITY : vals[k - 1];
-    float tmax = -INFINITY;
-    int64_t cnt = 0;
-    int64_t j = 0;
-    for (; j + CHUNK <= nv; j += CHUNK) {
-        const float *zc = z + j;
-        float cm = -INFINITY;
-        int cc = 0;
-#pragma omp simd reduction(max : cm) reduction(+ : cc)
-        for (int i = 0; i < CHUNK; i++) {
-            float zz = zc[i];
-            cm = zz > cm ? zz : cm;
-            cc += zz > ztv;
-        }
-        cnt += cc;
-        tmax = cm > tmax ? cm : tmax;
-        if (cm >= thr) {
-            for (int i = 0; i < CHUNK; i++) {
-                if (zc[i] >= thr) {
-                    ll_topk_insert(ids, vals, &st->ntop, k, (int32_t)(v0 + j + i), zc[i]);
-                    if (st->ntop == k) thr = vals[k - 1];
-                }
-            }
-        }
-    }
-    for (; j < nv; j++) {
-        float zz = z[j];
-        tmax = zz > tmax ? zz : tmax;
-        cnt += zz > ztv;
-        if (zz >= thr) {
-            ll_topk_insert(ids, vals, &st->ntop, k, (int32_t)(v0 + j), zz);
-            if (st->ntop == k) thr = vals[k - 1];
-        }
-    }
-    if (tgt >= v0 && tgt < v0 + nv && z[tgt - v0] > ztv) cnt--; /* the target itself never counts */
-    st->above += cnt;
-
-    /* B: S and U relative to the tile max */
-    double s = 0.0, u = 0.0;
-#pragma omp simd reduction(+ : s, u)
-    for (int64_t i = 0; i < nv; i++) {
-        float t = ll_cpu_clamp_min(z[i] - tmax, LL_CPU_EXP_MIN);
-        float e = ll_cpu_exp_neg(t);
-        s += e;
-        u += e * t;
-    }
-    ll_lse_state tile;
-    tile.m = tmax;
-    tile.S = (float)s;
-    tile.U = (float)u;
-    st->lse = ll_lse_merge(st->lse, tile);
-}
-
 /* Logits of rows [r0, r0+rb) against vocabulary rows w[0..nv) (row stride d) into c (row stride ldc). */
 static void tile_logits(float *c, int64_t ldc, const float *x, int64_t r0, int64_t rb, const float *w, int64_t nv,
                         int64_t d) {
@@ -185,7 +112,7 @@ ll_status ll_cpu_lens_pass(ll_backend *be, const ll_lens_pass_args *a) {
     const int64_t RB = R < c->lens_rows ? R : c->lens_rows;
     const int64_t VT = c->lens_cols;
     float *tile = ll_cpu_aligned_alloc((size_t)RB * (size_t)VT, sizeof(float)); /* [RB, VT] logits */
-    lens_row *rows = ll_cpu_aligned_alloc((size_t)R, sizeof(lens_row));       /* [R] */
+    ll_cpu_lens_row *rows = ll_cpu_aligned_alloc((size_t)R, sizeof(ll_cpu_lens_row));       /* [R] */
     if (!tile || !rows) {
         free(tile);
         free(rows);
@@ -212,14 +139,22 @@ ll_status ll_cpu_lens_pass(ll_backend *be, const ll_lens_pass_args *a) {
 #pragma omp simd
                     for (int64_t j = 0; j < nv; j++) z[j] += bt[j];
                 }
-                lens_row_tile(z, nv, v0, a->zt[r], a->target[r], k, a->topk_ids + r * k, a->topk_probs + r * k,
+                ll_cpu_lens_row_tile(z, nv, v0, a->zt[r], a->target[r], k, a->topk_ids + r * k, a->topk_probs + r * k,
                               &rows[r]);
             }
         }
     }
+    int64_t bad_row = -1; /* a row whose logits are not all finite: NaN never enters the top-k, +inf makes S inf */
+    for (int64_t r = 0; r < R && bad_row < 0; r++)
+        if (rows[r].ntop != k || !isfinite(ll_lse_value(rows[r].lse))) bad_row = r;
+    if (bad_row >= 0) {
+        free(tile);
+        free(rows);
+        return ll_cpu_fail(be, LL_ERR_INPUT, op, "row %lld has non-finite logits (NaN or inf in x or W_U)",
+                           (long long)bad_row);
+    }
 #pragma omp parallel for schedule(static)
     for (int64_t r = 0; r < R; r++) {
-        LL_ASSERT(rows[r].ntop == k);
         const float lse = ll_lse_value(rows[r].lse);
         a->lse[r] = lse;
         a->entropy[r] = ll_lse_entropy(rows[r].lse);
@@ -270,25 +205,8 @@ ll_status ll_cpu_lens_expect(ll_backend *be, float *u, float *pb, const float *x
 #pragma omp parallel for schedule(static)
             for (int64_t i = 0; i < rb; i++) {
                 float *z = tile + i * VT; /* [nv] logits -> probabilities */
-                const float l = lse[r0 + i];
-                double ps = 0.0, pbs = 0.0;
-                if (bias) {
-                    const float *bt = bias + v0;
-#pragma omp simd reduction(+ : ps, pbs)
-                    for (int64_t j = 0; j < nv; j++) {
-                        float p = ll_cpu_exp_neg(ll_cpu_clamp_min(z[j] + bt[j] - l, LL_CPU_EXP_MIN));
-                        z[j] = p;
-                        ps += p;
-                        pbs += p * bt[j];
-                    }
-                } else {
-#pragma omp simd reduction(+ : ps)
-                    for (int64_t j = 0; j < nv; j++) {
-                        float p = ll_cpu_exp_neg(ll_cpu_clamp_min(z[j] - l, LL_CPU_EXP_MIN));
-                        z[j] = p;
-                        ps += p;
-                    }
-                }
+                double pbs = 0.0;
+                const double ps = ll_cpu_lens_prob_row(z, bias ? bias + v0 : NULL, nv, lse[r0 + i], &pbs);
                 psum[i] += ps;
                 pacc[i] += pbs;
             }
@@ -387,12 +305,7 @@ ll_status ll_cpu_lens_probs(ll_backend *be, uint16_t *out, const float *x, const
             for (int64_t i = 0; i < rb; i++) {
                 float *z = tile + i * VT;                  /* [n] */
                 uint16_t *o = out + (r0 + i) * nv + j0;    /* [n] */
-                const float l = lse[r0 + i];
-#pragma omp simd
-                for (int64_t j = 0; j < n; j++) {
-                    float t = ll_cpu_clamp_min(z[j] + bg[j] - l, LL_CPU_EXP_MIN);
-                    z[j] = ll_cpu_exp_neg(t);
-                }
+                ll_cpu_lens_prob_row(z, bias ? bg : NULL, n, lse[r0 + i], NULL);
                 for (int64_t j = 0; j < n; j++) o[j] = ll_f32_to_f16(z[j]);
             }
         }

@@ -200,6 +200,9 @@ static int check_f32(const char *op, const char *desc, const float *got, const d
         if (isnan(ref[i])) {
             err = 0.0;
             bad = !isnan(got[i]);
+        } else if (isinf(ref[i])) {
+            err = 0.0;
+            bad = (double)got[i] != ref[i];
         } else if (isnan(got[i]) || isinf(got[i])) {
             err = INFINITY;
             bad = 1;
@@ -667,6 +670,7 @@ static void ref_stats(const double *z, int64_t V, double *lse, double *ent) {
     *lse = m + log(s);
     double h = 0.0;
     for (int64_t v = 0; v < V; v++) {
+        if (z[v] == -INFINITY) continue; /* a masked id: p log p -> 0 */
         double lp = z[v] - *lse;
         h -= exp(lp) * lp;
     }
@@ -693,6 +697,7 @@ typedef struct lens_case {
     int dup_rows;                 /* copy W_U row 3 into row 5 and 11 (exact ties) */
     int64_t nsel;                 /* lens_probs: selected ids (0 = all) */
     double pert;                  /* noise of point 0 around the final rows; point p gets pert * 10^-p */
+    int mask;                     /* bias -inf for ids [64, 128) and every 7th id from 200: masked ids */
 } lens_case;
 
 static void test_lens(const lens_case *c) {
@@ -707,6 +712,9 @@ static void test_lens(const lens_case *c) {
     float *x = fill_normal(R * d, 1.0);
     float *w = fill_normal(V * d, c->logit_sd / sqrt((double)d));
     float *b = fill_normal(V, 0.5);
+    if (c->mask)
+        for (int64_t v = 64; v < V; v++)
+            if (v < 128 || (v >= 200 && v % 7 == 0)) b[v] = -INFINITY;
     if (c->dup_rows && V > 11) {
         memcpy(w + 5 * d, w + 3 * d, (size_t)d * 4);
         memcpy(w + 11 * d, w + 3 * d, (size_t)d * 4);
@@ -730,7 +738,7 @@ static void test_lens(const lens_case *c) {
     }
     double zmax = 0.0;
     for (int64_t i = 0; i < R * V; i++)
-        if (fabs(z[i]) > zmax) zmax = fabs(z[i]);
+        if (isfinite(z[i]) && fabs(z[i]) > zmax) zmax = fabs(z[i]);
     logit_floor = zmax > 0.0 ? LOGIT_ULPS * ldexp(1.0, ilogb(zmax) - 23) : 0.0;
 
     ll_wt *wu = dev_wt(w, V, d), *bu = c->bias ? dev_wt(b, 1, V) : NULL;
@@ -861,6 +869,7 @@ static void test_lens(const lens_case *c) {
         for (int64_t t = 0; t < T; t++)
             for (int64_t v = 0; v < V; v++) {
                 double p = exp(z[(rf + t) * V + v] - lse[rf + t]);
+                if (p == 0.0) continue; /* masked ids: p b -> 0 */
                 for (int64_t i = 0; i < d; i++) uref[t * d + i] += p * w[v * d + i];
                 pbref[t] += c->bias ? p * b[v] : 0.0;
             }
@@ -874,6 +883,7 @@ static void test_lens(const lens_case *c) {
             int64_t f = rf + r % T;
             double s = 0.0;
             for (int64_t v = 0; v < V; v++) {
+                if (z[f * V + v] == -INFINITY) continue; /* p_f = 0 */
                 double lpf = z[f * V + v] - lse[f], lpl = z[r * V + v] - lse[r];
                 s += exp(lpf) * (lpf - lpl);
             }
@@ -942,6 +952,10 @@ static void test_errors(void) {
                  "upload_weight shape [-1, 4]");
     expect_error(be->ops->upload_weight(be, h, LL_DTYPE_F32, INT64_MAX / 2, 8, &bad), LL_ERR_NOMEM, "overflow",
                  "upload_weight [2^62, 8] overflows");
+    float xn[8] = {1, 2, NAN, 0, 0, 0, 0, 0}; /* row 1 of x: NaN */
+    if (be->ops->upload(be, x + 8, xn, sizeof xn)) die("upload");
+    a.target = dev_in((int32_t[2]){0, 1}, 8);
+    expect_error(be->ops->lens_pass(be, &a), LL_ERR_INPUT, "non-finite", "lens_pass row with NaN");
     int64_t off[3] = {0, 3, 2};
     ll_attn_layout L = {2, 1, 4, 8, 8, 8, 4, 4, 4, 0.5f};
     expect_error(be->ops->attention(be, y, x, x, x, &L, dev_in(off, sizeof off), 2, 2), LL_ERR_INTERNAL, "negative length",
@@ -1007,17 +1021,18 @@ int main(int argc, char **argv) {
     test_act(70001);
 
     const lens_case lens_cases[] = {
-        /* name           P  T    d   V     k   bias rows cols  sd    dup nsel pert */
-        {"single row",    1, 1,   13, 777,  1,  0,   0,   0,    3.0,  0,  0,   0.0},
-        {"row blocks",    3, 100, 37, 1000, 5,  1,   64,  128,  3.0,  1,  0,   1.0},
-        {"vocab tiles",   2, 35,  24, 5000, 10, 1,   0,   0,    3.0,  0,  97,  1.0},
+        /* name           P  T    d   V     k   bias rows cols  sd    dup nsel pert mask */
+        {"single row",    1, 1,   13, 777,  1,  0,   0,   0,    3.0,  0,  0,   0.0, 0},
+        {"row blocks",    3, 100, 37, 1000, 5,  1,   64,  128,  3.0,  1,  0,   1.0, 0},
+        {"vocab tiles",   2, 35,  24, 5000, 10, 1,   0,   0,    3.0,  0,  97,  1.0, 0},
         /* logits spread past the exp clamp (> 87 within a tile) and near-zero entropies; the points stay
          * close to the final rows: with |z| ~ 100 the KL of distant rows is ill-conditioned in float32
          * (an ulp of a final logit moves p_f, and that moves the KL by the spread of the other row's logits) */
-        {"peaked",        2, 20,  16, 700,  4,  0,   8,   64,   30.0, 0,  33,  0.01},
-        {"k = V",         1, 9,   5,  70,   70, 1,   4,   64,   2.0,  1,  0,   0.0},
-        {"KL points",     5, 24,  40, 2100, 8,  1,   50,  256,  4.0,  0,  0,   1.0},
-        {"KL no bias",    4, 33,  19, 1500, 3,  0,   16,  192,  2.0,  1,  5,   1.0},
+        {"peaked",        2, 20,  16, 700,  4,  0,   8,   64,   30.0, 0,  33,  0.01, 0},
+        {"k = V",         1, 9,   5,  70,   70, 1,   4,   64,   2.0,  1,  0,   0.0, 0},
+        {"KL points",     5, 24,  40, 2100, 8,  1,   50,  256,  4.0,  0,  0,   1.0, 0},
+        {"KL no bias",    4, 33,  19, 1500, 3,  0,   16,  192,  2.0,  1,  5,   1.0, 0},
+        {"masked ids",    2, 10,  12, 500,  6,  1,   8,   64,   3.0,  0,  0,   1.0, 1},
     };
     for (size_t i = 0; i < sizeof lens_cases / sizeof lens_cases[0]; i++) test_lens(&lens_cases[i]);
 

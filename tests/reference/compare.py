@@ -12,9 +12,11 @@ TOL = {
     "prob_abs": (1e-5, "float32 logits and softmax"),
     # entropy (nats, ~log V ~ 6): a sum of V terms in float32.
     "entropy_abs": (1e-5, "float32 sums over V <= 433 terms of size <= log V"),
-    # KL(p_final || p_point) via -H_f - x.u + LSE: three terms of size ~LSE combined in float32.
-    "kl_abs": (1e-5, "three float32 terms of the size of LSE (~6-10 nats) cancelling"),
-    # log p of the target; logits are O(10) in these models, float32 error ~1e-6 absolute.
+    # KL(p_final || p_point), ~1 nat here. Float32 logits (up to ~35 in these models) limit a careful engine
+    # to a few 1e-6; combining -H_f - x.u + LSE (three terms of the size of LSE) in float32 loses ~1e-6 x
+    # LSE, i.e. 1e-5..3e-5 here: that combination and the dot product x.u want double accumulation.
+    "kl_abs": (1e-5, "float32 logits; the KL identity's cancelling terms combined in double"),
+    # log p of the target; logits up to ~35, float32 error a few 1e-6 absolute.
     "logprob_abs": (1e-5, "float32 logit minus float32 LSE"),
     # saved float16 probability rows: the engine rounds its float32 probability to float16 (half an ulp,
     # 2^-11 relative for normal numbers, 2^-25 absolute in the subnormal range), and that float32 value

@@ -69,3 +69,12 @@ def first_difference(tok, inputs, ours, theirs):
     return ("%d of %d inputs differ; first: input #%d %r\n  first differing position %d\n  ours:   %s %s\n"
             "  theirs: %s %s" % (len(bad), len(inputs), i, inputs[i][:300], k, o[max(0, k - 3):k + 4], show(o),
                                  t[max(0, k - 3):k + 4], show(t)))
+
+
+def require_binary():
+    """Skips the calling test when the engine under test is not configured."""
+    import pytest
+    if not os.environ.get("LOGITLENS_BIN"):
+        pytest.skip("LOGITLENS_BIN is not set (make test-py sets it to build/logitlens)")
+    if not os.path.exists(binary()):
+        raise AssertionError("LOGITLENS_BIN=%s does not exist; run make first" % binary())

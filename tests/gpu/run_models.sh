@@ -1,0 +1,122 @@
+#!/usr/bin/env bash
+# run_models.sh: whole models on the CUDA backend against the CPU backend (part of `make test-gpu`).
+#
+# For each small random model (`logitlens synth`: every architecture, f32/f16/bf16 storage, GQA,
+# partial rotary, llama3 scaling, biases, several packed prompts including a 1-token one), runs
+# `logitlens run` with --backend cpu and --backend cuda on the same token ids and compares the two HDF5
+# files with h5py:
+#   - top-1 ids identical, except near-ties: where they differ, the CPU's probability of the CUDA top-1
+#     must be within the dtype's probability bound of the CPU's top-1 probability;
+#   - top-k probabilities, target probabilities, saved probability rows: |cuda - cpu| <= P_TOL;
+#   - entropy and KL: |cuda - cpu| <= H_TOL + H_TOL * |cpu|;
+#   - target ranks: equal, or both targets within a near-tie (|target prob difference| <= P_TOL).
+# Bounds by storage dtype (reasons): f32: the two backends differ only in summation order (1e-3 leaves
+# room for a few layers of amplification); f16: CUDA rounds every matmul's activations to f16
+# (2^-11); bf16: to bf16 (2^-8), so logits move by ~1e-2 after a few layers.
+# Prints one line per model and the first divergence; exits 1 if any model differs.
+set -uo pipefail
+BIN=${LOGITLENS_BIN:-build/logitlens}
+PY=${PYTHON:-python3}
+work=$(mktemp -d "${TMPDIR:-/tmp}/ll_models.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+
+if ! "$PY" -c 'import h5py, numpy' 2>/dev/null; then
+  echo "run_models: FAIL (python3 h5py and numpy are needed: bash tools/install-deps.sh)"; exit 1
+fi
+
+# name | synth flags
+models=(
+  "gpt2-f32|--arch gpt2 --layers 3 --d-model 96 --heads 4 --vocab 1000 --dtype f32"
+  "gpt2-bf16|--arch gpt2 --layers 2 --d-model 64 --heads 2 --vocab 777 --dtype bf16"
+  "neox-f16|--arch gpt_neox --layers 2 --d-model 80 --heads 5 --rotary-pct 0.25 --vocab 777 --dtype f16"
+  "neox-seq-bf16|--arch gpt_neox --layers 2 --d-model 64 --heads 4 --parallel-residual 0 --vocab 500 --dtype bf16"
+  "llama-gqa-llama3-bf16|--arch llama --layers 3 --d-model 128 --heads 8 --kv-heads 2 --vocab 5003 --rope-scaling llama3 --ctx 256 --dtype bf16"
+  "llama-f32|--arch llama --layers 2 --d-model 64 --heads 4 --kv-heads 4 --vocab 700 --dtype f32"
+  "mistral-hd-f16|--arch mistral --layers 2 --d-model 96 --heads 4 --kv-heads 1 --head-dim 32 --vocab 1500 --dtype f16"
+  "qwen2-bias-f32|--arch qwen2 --layers 2 --d-model 64 --heads 4 --kv-heads 2 --vocab 600 --dtype f32"
+)
+
+fail=0
+for m in "${models[@]}"; do
+  name=${m%%|*}; flags=${m#*|}
+  dir="$work/$name"
+  vocab=$(sed -E 's/.*--vocab ([0-9]+).*/\1/' <<<"$flags")
+  # shellcheck disable=SC2086
+  if ! "$BIN" synth $flags --tokenizer none --seed 7 --out "$dir" >"$work/synth.log" 2>&1; then
+    echo "FAIL  model $name: synth failed: $(tail -1 "$work/synth.log")"; fail=1; continue
+  fi
+  toks=$("$PY" - "$vocab" <<'PYEOF'
+import random, sys
+V = int(sys.argv[1]); rng = random.Random(11)
+for n in (1, 7, 33, 64):
+    print(",".join(str(rng.randrange(V)) for _ in range(n)))
+PYEOF
+)
+  args=()
+  while read -r t; do args+=(--tokens "$t"); done <<<"$toks"
+  ok=1
+  for be in cpu cuda; do
+    if ! "$BIN" run --model "$dir" "${args[@]}" --points embed,mid,post --topk 10 --save-probs last \
+        --backend "$be" --quiet --out "$work/$name.$be.h5" >"$work/run.log" 2>&1; then
+      echo "FAIL  model $name: run --backend $be failed: $(tail -1 "$work/run.log")"; ok=0; fail=1; break
+    fi
+  done
+  [ "$ok" -eq 1 ] || continue
+  dtype=$(sed -E 's/.*--dtype ([a-z0-9]+).*/\1/' <<<"$flags")
+  if ! "$PY" - "$work/$name.cpu.h5" "$work/$name.cuda.h5" "$dtype" "$name" <<'PYEOF'
+import sys
+import h5py, numpy as np
+cpu_path, cuda_path, dtype, name = sys.argv[1:5]
+P_TOL, H_TOL = {"f32": (1e-3, 2e-3), "f16": (5e-3, 1e-2), "bf16": (3e-2, 6e-2)}[dtype]
+c, g = h5py.File(cpu_path, "r"), h5py.File(cuda_path, "r")
+def fail(msg):
+    print(f"FAIL  model {name} ({dtype}): {msg}")
+    sys.exit(1)
+assert c.attrs["backend"] in (b"cpu", "cpu") and g.attrs["backend"] in (b"cuda", "cuda"), "backend attributes"
+worst = {}
+def close(key, tol_abs, tol_rel=0.0):
+    a, b = c[key][...].astype(np.float64), g[key][...].astype(np.float64)
+    if a.shape != b.shape:
+        fail(f"{key}: shapes {a.shape} (cpu) and {b.shape} (cuda)")
+    nan_a, nan_b = np.isnan(a), np.isnan(b)
+    if (nan_a != nan_b).any():
+        i = np.argwhere(nan_a != nan_b)[0]
+        fail(f"{key}: NaN on one backend only at {tuple(i)}: cpu {a[tuple(i)]}, cuda {b[tuple(i)]}")
+    err = np.where(nan_a, 0.0, np.abs(a - b))
+    bound = tol_abs + tol_rel * np.abs(np.where(nan_a, 0.0, a))
+    worst[key] = float(err.max()) if err.size else 0.0
+    if (err > bound).any():
+        i = tuple(np.argwhere(err > bound)[0])
+        fail(f"{key}: first divergence at {i} [token, point, ...]: cpu {a[i]:.6g}, cuda {b[i]:.6g} (bound {bound[i]:.3g})")
+ic, ig = c["topk_ids"][...], g["topk_ids"][...]
+pc = c["topk_probs"][...]
+diff = np.argwhere(ic[..., 0] != ig[..., 0])
+for t, p in diff:
+    gid = ig[t, p, 0]
+    hit = np.nonzero(ic[t, p] == gid)[0]
+    if hit.size == 0 or pc[t, p, 0] - pc[t, p, hit[0]] > P_TOL:
+        q = pc[t, p, hit[0]] if hit.size else float("nan")
+        fail(f"top-1 at token {t}, point {p}: cpu id {ic[t, p, 0]} (p {pc[t, p, 0]:.5f}), cuda id {gid} "
+             f"(cpu p {q:.5f}): not a near-tie within {P_TOL}")
+close("topk_probs", P_TOL)
+close("target_probs", P_TOL)
+close("entropy", H_TOL, H_TOL)
+close("kl_final", H_TOL, H_TOL)
+if "probs" in c:
+    close("probs", P_TOL)
+rc, rg = c["target_ranks"][...], g["target_ranks"][...]
+tp_c, tp_g = c["target_probs"][...], g["target_probs"][...]
+bad = (rc != rg) & ~(np.abs(tp_c - tp_g) <= P_TOL)
+if bad.any():
+    i = tuple(np.argwhere(bad)[0])
+    fail(f"target_ranks at {i}: cpu {rc[i]}, cuda {rg[i]}")
+kl_last = np.abs(g["kl_final"][:, -1]).max()
+if kl_last > 1e-3:
+    fail(f"kl_final of the final point is {kl_last:.3g} on cuda (must be ~0)")
+print(f"PASS  model {name} ({dtype}): top-1 ties {len(diff)}, max |err| " +
+      ", ".join(f"{k} {v:.1e}" for k, v in worst.items()))
+PYEOF
+  then fail=1; fi
+done
+[ "$fail" -eq 0 ] && echo "run_models: all models agree" || echo "run_models: FAILED"
+exit "$fail"
