@@ -22,6 +22,10 @@ int ll_tokenizer_exists(const char *dir);
 ll_status ll_tokenizer_load(const char *dir, ll_tokenizer **out, ll_err *err);
 void ll_tokenizer_free(ll_tokenizer *tk);
 
+/* Builds a tokenizer from the text of a tokenizer.json held in memory (len bytes, need not be
+ * NUL-terminated); `name` stands for the file in messages. No tokenizer_config.json is read. */
+ll_status ll_tokenizer_load_json(const char *json, size_t len, const char *name, ll_tokenizer **out, ll_err *err);
+
 /* Encodes len bytes of text (need not be valid UTF-8). add_special: insert BOS/EOS as the post-processor
  * and tokenizer_config.json say; 0 turns special-token insertion off. *ids is malloc'ed (caller frees). */
 ll_status ll_tokenizer_encode(ll_tokenizer *tk, const char *text, size_t len, int add_special, int32_t **ids,

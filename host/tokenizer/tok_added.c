@@ -177,8 +177,9 @@ static int32_t char_at(const char *s, size_t n, size_t i) {
 
 int tok_added_split(const tok_added_vocab *av, const tok_trie *trie, const char *buf, size_t base, size_t n,
                     int at_start, tok_plist *out) {
+    if (n == 0) return 0;
     const char *s = buf + base;
-    if (trie->empty) return n ? tok_plist_push(out, base, n, -1, at_start) : 0;
+    if (trie->empty) return tok_plist_push(out, base, n, -1, at_start);
     size_t start_offset = 0, pos = 0;
     while (pos < n) {
         size_t i = pos, len = 0;

@@ -229,7 +229,7 @@ ll_status tok_bpe_encode_word(tok_bpe *m, const char *w, size_t n, tok_ids *out,
         if (!m->syms[i].live) continue;
         if (tok_ids_push(out, m->syms[i].id)) return ll_fail(err, LL_ERR_NOMEM, "tokenizer: out of memory");
     }
-    cache_put(&m->cache, w, n, out->v + start, out->n - start);
+    cache_put(&m->cache, w, n, out->n > start ? out->v + start : NULL, out->n - start);
     return LL_OK;
 }
 

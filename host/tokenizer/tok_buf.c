@@ -4,8 +4,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Grows *p to hold need elements; always leaves a non-NULL pointer (even for need 0), so that
+ * pointer arithmetic on an empty buffer is defined. */
 static int grow(void **p, size_t *cap, size_t need, size_t elem) {
-    if (need <= *cap) return 0;
+    if (need <= *cap && *p) return 0;
     size_t c = *cap ? *cap : 16;
     while (c < need) {
         if (c > SIZE_MAX / 2 / elem) return -1;

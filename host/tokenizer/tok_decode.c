@@ -73,7 +73,7 @@ ll_status ll_tokenizer_decode_n(ll_tokenizer *tk, const int32_t *ids, size_t n, 
         *len = out.n - 1;
     }
 done:
-    for (size_t i = 0; i < n; i++) tok_buf_free(&toks[i]); /* unused entries are zeroed */
+    for (size_t i = 0; i < (n ? n : 1); i++) tok_buf_free(&toks[i]); /* unused entries are zeroed */
     free(toks);
     return st;
 }

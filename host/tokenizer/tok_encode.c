@@ -21,6 +21,7 @@ ll_status ll_tokenizer_encode(ll_tokenizer *tk, const char *text, size_t len, in
     tok_ids out = {0};
     ll_status st = LL_OK;
 
+    if (tok_buf_reserve(b0, 1) || tok_buf_reserve(b1, 1) || tok_buf_reserve(b2, 1)) return nomem(err);
     if (tok_utf8_lossy((const uint8_t *)text, len, b0)) return nomem(err);
     /* 1. non-normalized added tokens on the original text */
     if (tok_added_split(&tk->added, &tk->added.raw, b0->p, 0, b0->n, 1, p0)) return nomem(err);

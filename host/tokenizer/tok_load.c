@@ -51,36 +51,41 @@ static int read_file(const char *path, char **out, size_t *len) {
     return 0;
 }
 
-static ll_status parse_json_file(const char *path, cJSON **out, ll_err *err) {
-    char *text = NULL;
-    size_t len = 0;
-    int e = read_file(path, &text, &len);
-    if (e) return ll_fail(err, e == ENOMEM ? LL_ERR_NOMEM : LL_ERR_IO, "cannot read %s: %s", path, strerror(e));
+/* Parses JSON text (NUL-terminated, len bytes before the NUL) into an object; `path` names it. */
+static ll_status parse_json_text(const char *text, size_t len, const char *path, cJSON **out, ll_err *err) {
     /* cJSON strings end at NUL: a token containing U+0000 would silently become another token. */
     for (const char *q = text; (q = strstr(q, "\\u0000")) != NULL; q++) {
         size_t bs = 0;
         while (q - (ptrdiff_t)bs > text && q[-(ptrdiff_t)bs - 1] == '\\') bs++;
-        if (bs % 2 == 0) {
-            size_t at = (size_t)(q - text);
-            free(text);
+        if (bs % 2 == 0)
             return ll_fail(err, LL_ERR_INPUT, "%s: a string contains the NUL character \\u0000 at byte %zu (not supported)",
-                           path, at);
-        }
+                           path, (size_t)(q - text));
     }
+    if (memchr(text, 0, len))
+        return ll_fail(err, LL_ERR_INPUT, "%s: malformed JSON: NUL byte at byte %zu", path,
+                       (size_t)((const char *)memchr(text, 0, len) - text));
     const char *end = NULL;
     cJSON *j = cJSON_ParseWithLengthOpts(text, len, &end, 0);
     if (!j) {
         size_t at = end && end >= text ? (size_t)(end - text) : 0;
-        free(text);
         return ll_fail(err, LL_ERR_INPUT, "%s: malformed JSON near byte %zu", path, at);
     }
-    free(text);
     if (!cJSON_IsObject(j)) {
         cJSON_Delete(j);
         return ll_fail(err, LL_ERR_INPUT, "%s: expected a JSON object at the top level", path);
     }
     *out = j;
     return LL_OK;
+}
+
+static ll_status parse_json_file(const char *path, cJSON **out, ll_err *err) {
+    char *text = NULL;
+    size_t len = 0;
+    int e = read_file(path, &text, &len);
+    if (e) return ll_fail(err, e == ENOMEM ? LL_ERR_NOMEM : LL_ERR_IO, "cannot read %s: %s", path, strerror(e));
+    ll_status st = parse_json_text(text, len, path, out, err);
+    free(text);
+    return st;
 }
 
 static int pretok_has_bytelevel(const tok_pretok *p) {
@@ -189,13 +194,19 @@ static ll_status build(ll_tokenizer *tk, const cJSON *j, ll_err *err) {
     return LL_OK;
 }
 
+static ll_tokenizer *tokenizer_new(void) {
+    ll_tokenizer *tk = calloc(1, sizeof *tk);
+    if (!tk) return NULL;
+    tk->meta_char = -1;
+    tk->added.raw.empty = tk->added.norm.empty = 1;
+    return tk;
+}
+
 ll_status ll_tokenizer_load(const char *dir, ll_tokenizer **out, ll_err *err) {
     *out = NULL;
     tok_bytelevel_init();
-    ll_tokenizer *tk = calloc(1, sizeof *tk);
+    ll_tokenizer *tk = tokenizer_new();
     if (!tk) return ll_fail(err, LL_ERR_NOMEM, "tokenizer: out of memory");
-    tk->meta_char = -1;
-    tk->added.raw.empty = tk->added.norm.empty = 1;
     tk->path = path_join(dir, "tokenizer.json");
     char *cfg_path = path_join(dir, "tokenizer_config.json");
     cJSON *j = NULL, *cfg = NULL;
@@ -215,6 +226,32 @@ done:
     cJSON_Delete(j);
     cJSON_Delete(cfg);
     free(cfg_path);
+    if (st) {
+        ll_tokenizer_free(tk);
+        return st;
+    }
+    *out = tk;
+    return LL_OK;
+}
+
+ll_status ll_tokenizer_load_json(const char *json, size_t len, const char *name, ll_tokenizer **out, ll_err *err) {
+    *out = NULL;
+    tok_bytelevel_init();
+    ll_tokenizer *tk = tokenizer_new();
+    char *text = malloc(len + 1);
+    ll_status st = LL_OK;
+    cJSON *j = NULL;
+    if (!tk || !text || !(tk->path = strdup(name))) {
+        st = ll_fail(err, LL_ERR_NOMEM, "tokenizer: out of memory");
+        goto done;
+    }
+    memcpy(text, json, len);
+    text[len] = 0;
+    if ((st = parse_json_text(text, len, name, &j, err))) goto done;
+    st = build(tk, j, err);
+done:
+    cJSON_Delete(j);
+    free(text);
     if (st) {
         ll_tokenizer_free(tk);
         return st;

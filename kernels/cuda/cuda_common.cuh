@@ -211,9 +211,8 @@ ll_status llc_lens_probs(ll_backend *be, uint16_t *out, const float *x, const ll
 /* The lens tiling shared by lens.cu and lens_expect.cu: rows in blocks of rblock, vocabulary in tiles of
  * vtile columns (vtile <= LLC_LENS_VTILE_MAX), so that rblock x vtile x bytes_per_elem stays within the
  * tile budget (LL_CUDA_LENS_TILE_BYTES, default 256 MiB). */
-#define LLC_LENS_THREADS 256
-#define LLC_LENS_EPT 16 /* logits per thread held in registers by the epilogue */
-#define LLC_LENS_VTILE_MAX (LLC_LENS_THREADS * LLC_LENS_EPT)
+#define LLC_LENS_THREADS 256      /* epilogue blocks: 8 warps, one row each */
+#define LLC_LENS_VTILE_MAX 4096   /* widest vocabulary tile: 128 logits per lane of the epilogue's warp */
 void llc_lens_plan(int64_t R, int64_t V, size_t bytes_per_elem, int64_t *rblock, int64_t *vtile);
 size_t llc_lens_budget(void);
 

@@ -1,6 +1,6 @@
 /* lens.cu: the lens pass over the vocabulary (lens_pass) and the target logits (lens_target_logits).
  *
- * Math (docs/cuda.md, /shared LENS-MATH.md): for each lens row r (R = points x tokens) with normalized
+ * Math (docs/cuda.md, LENS-MATH.md): for each lens row r (R = points x tokens) with normalized
  *   x_r, logits z_r = W_U x_r (+ b). One pass over vocabulary tiles keeps per row, in fp32: the online
  *   log-sum-exp state (m, S = sum e^(z-m), U = sum e^(z-m)(z-m)) merged with ll_lse_merge; the count
  *   of logits strictly above the target logit (the target id itself excluded); a running top-k.
@@ -16,22 +16,23 @@
  * Layout: x [R, d] fp32; W_U [V, d] as stored; tile buffer z [rblock, vtile] row-major fp32 (column-major
  *   [vtile, rblock] to cuBLAS: C = W_tile^T-op x^T). The running top-k lives in the outputs: topk_ids
  *   [R, k] and topk_probs [R, k] (holding logits until the finishing kernel turns them into
- *   probabilities); the rest of the per-row state (m, S, U, count, n) in scratch.
- * Epilogue launch: one block of 256 threads per row of the row block; thread j holds columns
- *   j, j + 256, ... (16 per thread, coalesced, in registers), so vtile <= 4096.
- *   1. per-thread max, then S, U relative to it; block merge with ll_lse_merge (warp shuffles, then 8
- *      warp states in shared memory), merged into the row's state by thread 0;
- *   2. count above target: block sum;
- *   3. top-k: a column is a candidate if it beats the row's current k-th entry (or the list is not yet
- *      full). rounds = min(k, #candidates) block-wide arg-max rounds extract the tile's best candidates
- *      in order (each round takes the best candidate after the previous winner in the order
- *      (value desc, id asc)), into shared memory; thread 0 then merges them into the running list in
- *      global memory (backward in-place merge, capacity k; for a single winner, ll_topk_insert). After
- *      the first tiles the running k-th value is high and most tiles have no candidate at all.
- *   Shared memory: 8 warp states + 8 (value, id) pairs + min(k, vtile) winners of 8 bytes (dynamic,
- *   <= 32 KB). Barriers: in block-uniform code only (the round count is block-uniform).
- * Cost: k rounds of a block arg-max on the first tile of a row; large k (hundreds and more) makes the
- *   pass slow: use lens_probs for full distributions.
+ *   probabilities); the rest of the per-row state (m, S, U, count, n) in scratch; for k > 32, a winners
+ *   buffer [rblock, min(k, vtile)] of (value, id) pairs in scratch.
+ * Epilogue launch: one warp per row of the row block (8 rows per 256-thread block, no block barrier, no
+ *   shared memory); lane j reads columns j, j + 32, ... (coalesced), once:
+ *   1. online (m, S, U) per lane (one expf per logit), merged across the warp with ll_lse_merge
+ *      (shuffles) and into the row's state by lane 0; the count above the target and the number of
+ *      top-k candidates, warp sums;
+ *   2. top-k: a column is a candidate if it beats the row's current k-th entry (value desc, id asc) or
+ *      the list is not yet full. rounds = min(k, #candidates) warp arg-max rounds extract the tile's
+ *      candidates in order (each round: the best candidate after the previous winner; lanes re-read
+ *      their columns from L1/L2). For k <= 32 the running list lives in the warp's registers during
+ *      the tile (lane i holds entry i) and each winner is inserted with a ballot and a shuffle; for
+ *      k > 32 lane 0 merges the winners (buffered in scratch) into the list in global memory with a
+ *      backward in-place merge, or ll_topk_insert for a single winner. After the first tiles the k-th
+ *      value is high and most tiles of a row have no candidate at all.
+ * Cost: k warp arg-max rounds (each re-reading the tile row) on the first tile of a row; large k
+ *   (hundreds and more) makes the pass slow: use lens_probs for full distributions.
  * Preconditions: 1 <= k <= V; d, V and the row block fit the int arguments of cuBLAS; zt from
  *   lens_target_logits (NaN there, for a target outside [0, V), counts nothing: rank 0, probability NaN).
  * Determinism: yes: fixed reduction trees, a fixed tile order, no atomics.
@@ -118,194 +119,183 @@ __device__ __forceinline__ void llc_warp_best(float &v, int32_t &id) {
     }
 }
 
-/* Reduces one vocabulary tile: rows r0 .. r0 + gridDim.x - 1, columns v0 .. v0 + ncols - 1.
- * z row i of the tile starts at z + i * ldz. bu: bias over the whole vocabulary or NULL. */
+/* Inserts the winner (wv, wi) into a warp-held top-k list: lane i < n holds entry i (lv, li).
+ * Returns the new length; a winner that would land at position >= k is dropped (returns n, and *in
+ * is false). Warp-uniform: every lane must call it with the same winner. */
+__device__ __forceinline__ int llc_warp_list_insert(float &lv, int32_t &li, int n, int k, float wv, int32_t wi,
+                                                    bool *in) {
+    const int lane = threadIdx.x & 31;
+    const bool ahead = lane < n && llc_before(lv, li, wv, wi);
+    const int p = __popc(__ballot_sync(0xffffffffu, ahead)); /* entries ahead of the winner */
+    const float uv = __shfl_up_sync(0xffffffffu, lv, 1);
+    const int32_t ui = __shfl_up_sync(0xffffffffu, li, 1);
+    *in = p < k;
+    if (p >= k) return n;
+    if (lane == p) {
+        lv = wv;
+        li = wi;
+    } else if (lane > p) {
+        lv = uv;
+        li = ui;
+    }
+    return n < k ? n + 1 : k;
+}
+
+/* Reduces one vocabulary tile: rows r0 .. r0 + rows - 1 (one warp each), columns v0 .. v0 + ncols - 1.
+ * Row i of the tile starts at z + i * ldz. bu: bias over the whole vocabulary or NULL. win_v/win_i:
+ * [rows, wcap] scratch for the tile's winners, used only when k > 32. No block-level barrier: a warp
+ * whose row is past the end returns at once. */
 __global__ void __launch_bounds__(LLC_LENS_THREADS)
-llc_lens_epilogue_kernel(const float *__restrict__ z, int64_t ldz, int ncols, int64_t v0, int64_t r0,
+llc_lens_epilogue_kernel(const float *__restrict__ z, int64_t ldz, int ncols, int64_t v0, int64_t r0, int64_t rows,
                          const void *__restrict__ bu, int bdt, const float *__restrict__ zt,
                          const int32_t *__restrict__ target, int k, llc_lens_row *__restrict__ st,
-                         int32_t *__restrict__ topk_ids, float *__restrict__ topk_vals) {
-    extern __shared__ __align__(16) unsigned char lens_smem[];
-    __shared__ float red_m[LLC_LENS_THREADS / 32], red_S[LLC_LENS_THREADS / 32], red_U[LLC_LENS_THREADS / 32];
-    __shared__ float best_v[LLC_LENS_THREADS / 32];
-    __shared__ int32_t best_i[LLC_LENS_THREADS / 32];
-    __shared__ int32_t red_n[LLC_LENS_THREADS / 32];
-    float *win_v = (float *)lens_smem;                                   /* [min(k, ncols)] */
-    int32_t *win_i = (int32_t *)(lens_smem + sizeof(float) * (size_t)(k < ncols ? k : ncols));
+                         int32_t *__restrict__ topk_ids, float *__restrict__ topk_vals, float *__restrict__ win_v,
+                         int32_t *__restrict__ win_i, int wcap) {
+    const int lane = threadIdx.x & 31;
+    const int64_t w = (int64_t)blockIdx.x * (LLC_LENS_THREADS / 32) + (threadIdx.x >> 5);
+    if (w >= rows) return; /* warp-uniform */
+    const int64_t r = r0 + w;
+    const float *zr = z + w * ldz;
 
-    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
-    const int nwarps = LLC_LENS_THREADS / 32;
-    const int64_t r = r0 + blockIdx.x;
-    const float *zr = z + (int64_t)blockIdx.x * ldz;
+    const llc_lens_row row = st[r];
+    const int32_t tg = target[r];
+    const float ztr = tg >= 0 ? zt[r] : 0.0f;
+    const bool full = row.n >= k;
+    const float thr_v = full ? topk_vals[r * k + (k - 1)] : 0.0f;
+    const int32_t thr_i = full ? topk_ids[r * k + (k - 1)] : -1;
 
-    float val[LLC_LENS_EPT];
-    float tmax = -INFINITY;
-#pragma unroll
-    for (int j = 0; j < LLC_LENS_EPT; j++) {
-        const int c = j * LLC_LENS_THREADS + tid;
-        float x = -INFINITY;
-        if (c < ncols) {
-            x = zr[c];
-            if (bu) x += llc_load(bu, bdt, v0 + c);
-            tmax = fmaxf(tmax, x);
-        }
-        val[j] = x;
-    }
-
-    /* 1. log-sum-exp state of the tile */
-    /* -inf logits add nothing (and would make (-inf) - (-inf) = NaN); a NaN logit makes S NaN, which
-     * ll_lse_merge keeps (NaN != 0), so the row's lse and entropy come out NaN rather than silently
-     * dropping it. S == 0 (nothing added) is the empty state that ll_lse_merge skips. */
-    ll_lse_state s;
-    {
-        float S = 0.0f, U = 0.0f;
-#pragma unroll
-        for (int j = 0; j < LLC_LENS_EPT; j++) {
-            const int c = j * LLC_LENS_THREADS + tid;
-            if (c < ncols && val[j] != -INFINITY) {
-                const float dz = val[j] - tmax;
-                const float e = expf(dz);
+    /* 1. one pass over the lane's columns (lane, lane + 32, ...: coalesced): online (m, S, U), the count
+     * above the target, the number of top-k candidates. -inf adds nothing; NaN makes S NaN (kept by
+     * ll_lse_merge, so the row's lse and entropy come out NaN instead of silently dropping it). */
+    float m = -INFINITY, S = 0.0f, U = 0.0f;
+    int above = 0, ncand = 0;
+    for (int c = lane; c < ncols; c += 32) {
+        float x = zr[c];
+        if (bu) x += llc_load(bu, bdt, v0 + c);
+        const int32_t id = (int32_t)(v0 + c);
+        if (tg >= 0 && x > ztr && id != tg) above++;
+        if (x == x && (!full || llc_before(x, id, thr_v, thr_i))) ncand++;
+        if (x != x) {
+            S = NAN;
+        } else if (x != -INFINITY) {
+            if (S == 0.0f) {
+                m = x;
+                S = 1.0f;
+                U = 0.0f;
+            } else if (x > m) {
+                const float dm = m - x, e = expf(dm);
+                U = (U + dm * S) * e;
+                S = S * e + 1.0f;
+                m = x;
+            } else {
+                const float dz = x - m, e = expf(dz);
                 S += e;
                 U += e * dz;
             }
         }
-        s.m = tmax;
-        s.S = S;
-        s.U = U;
     }
+    ll_lse_state s;
+    s.m = m;
+    s.S = S;
+    s.U = U;
     llc_warp_lse(s);
-    if (lane == 0) {
-        red_m[warp] = s.m;
-        red_S[warp] = s.S;
-        red_U[warp] = s.U;
-    }
-
-    /* 2. count above the target, and 3a. candidates for the top-k */
-    const int32_t tg = target[r];
-    const float ztr = tg >= 0 ? zt[r] : 0.0f;
-    const llc_lens_row row = st[r];
-    const bool full = row.n >= k;
-    const float thr_v = full ? topk_vals[r * k + (k - 1)] : 0.0f;
-    const int32_t thr_i = full ? topk_ids[r * k + (k - 1)] : -1;
-    int above = 0, ncand = 0;
-#pragma unroll
-    for (int j = 0; j < LLC_LENS_EPT; j++) {
-        const int c = j * LLC_LENS_THREADS + tid;
-        if (c < ncols) {
-            const int32_t id = (int32_t)(v0 + c);
-            if (tg >= 0 && val[j] > ztr && id != tg) above++;
-            if (val[j] == val[j] && (!full || llc_before(val[j], id, thr_v, thr_i))) ncand++;
-        }
-    }
     for (int o = 16; o > 0; o >>= 1) {
         above += __shfl_xor_sync(0xffffffffu, above, o);
         ncand += __shfl_xor_sync(0xffffffffu, ncand, o);
     }
     if (lane == 0) {
-        best_i[warp] = above;
-        red_n[warp] = ncand;
-    }
-    __syncthreads();
-    if (tid == 0) {
-        ll_lse_state t = ll_lse_init();
-        int a = 0;
-        for (int w = 0; w < nwarps; w++) {
-            ll_lse_state ws;
-            ws.m = red_m[w];
-            ws.S = red_S[w];
-            ws.U = red_U[w];
-            t = ll_lse_merge(t, ws);
-            a += best_i[w];
-        }
         ll_lse_state g;
         g.m = row.m;
         g.S = row.S;
         g.U = row.U;
-        g = ll_lse_merge(g, t);
-        /* NaN logits: S becomes NaN inside the tile and ll_lse_merge keeps it (NaN != 0) */
+        g = ll_lse_merge(g, s);
         st[r].m = g.m;
         st[r].S = g.S;
         st[r].U = g.U;
-        st[r].count = row.count + a;
+        st[r].count = row.count + above;
     }
-    int total = 0;
-    for (int w = 0; w < nwarps; w++) total += red_n[w];
-    const int rounds = total < k ? total : k;
-    __syncthreads(); /* best_i is reused below; red_n was read by everyone */
+    const int rounds = ncand < k ? ncand : k;
+    if (rounds == 0) return;
 
-    /* 3b. extract the tile's best `rounds` candidates in order */
+    /* 2. extract the tile's best `rounds` candidates in order: each round, the best candidate after the
+     * previous winner in the order (value desc, id asc); the lanes re-read their columns (L1/L2). */
+    const bool in_regs = k <= 32;
+    float lv = 0.0f;
+    int32_t li = -1;
+    int n = row.n < k ? row.n : k;
+    if (in_regs && lane < n) {
+        lv = topk_vals[r * k + lane];
+        li = topk_ids[r * k + lane];
+    }
     float pv = 0.0f;
-    int32_t pi = -1; /* previous winner; none yet */
+    int32_t pi = -1;
     for (int rd = 0; rd < rounds; rd++) {
         float bv = 0.0f;
         int32_t bi = -1;
-#pragma unroll
-        for (int j = 0; j < LLC_LENS_EPT; j++) {
-            const int c = j * LLC_LENS_THREADS + tid;
-            if (c < ncols) {
-                const int32_t id = (int32_t)(v0 + c);
-                const float x = val[j];
-                const bool cand = x == x && (!full || llc_before(x, id, thr_v, thr_i));
-                if (cand && (pi < 0 || llc_before(pv, pi, x, id)) && llc_before(x, id, bv, bi)) {
-                    bv = x;
-                    bi = id;
-                }
+        for (int c = lane; c < ncols; c += 32) {
+            float x = zr[c];
+            if (bu) x += llc_load(bu, bdt, v0 + c);
+            const int32_t id = (int32_t)(v0 + c);
+            const bool cand = x == x && (!full || llc_before(x, id, thr_v, thr_i));
+            if (cand && (pi < 0 || llc_before(pv, pi, x, id)) && llc_before(x, id, bv, bi)) {
+                bv = x;
+                bi = id;
             }
         }
-        llc_warp_best(bv, bi);
-        if (lane == 0) {
-            best_v[warp] = bv;
-            best_i[warp] = bi;
-        }
-        __syncthreads();
-        bv = best_v[0];
-        bi = best_i[0];
-        for (int w = 1; w < nwarps; w++)
-            if (llc_before(best_v[w], best_i[w], bv, bi)) {
-                bv = best_v[w];
-                bi = best_i[w];
-            }
-        if (tid == 0) {
-            win_v[rd] = bv;
-            win_i[rd] = bi;
-        }
+        llc_warp_best(bv, bi); /* every lane now holds the winner */
         pv = bv;
         pi = bi;
-        __syncthreads(); /* best_* are rewritten by the next round */
+        if (in_regs) {
+            bool in;
+            n = llc_warp_list_insert(lv, li, n, k, bv, bi, &in);
+            if (!in) break; /* later winners are worse: none enters either (warp-uniform) */
+        } else if (lane == 0) {
+            win_v[w * wcap + rd] = bv;
+            win_i[w * wcap + rd] = bi;
+        }
     }
 
-    /* 3c. merge the winners into the running list (thread 0; win_* were written by thread 0 itself) */
-    if (tid == 0 && rounds > 0) {
-        int32_t *ids = topk_ids + r * k;
-        float *vals = topk_vals + r * k;
-        const int n = row.n < k ? row.n : k;
-        int mlen;
-        if (rounds == 1) {
-            mlen = n;
-            ll_topk_insert(ids, vals, &mlen, k, win_i[0], win_v[0]);
-        } else {
-            mlen = n + rounds < k ? n + rounds : k;
-            int ia = 0, ib = 0; /* how many of the running list (a) and the winners (b) make the top mlen */
-            for (int i = 0; i < mlen; i++) {
-                if (ib < rounds && (ia >= n || llc_before(win_v[ib], win_i[ib], vals[ia], ids[ia]))) ib++;
-                else ia++;
-            }
-            int pos = mlen - 1, a = ia - 1, b = ib - 1;
-            while (b >= 0) { /* pos > a always: the running list's unread entries are never overwritten */
-                if (a >= 0 && llc_before(win_v[b], win_i[b], vals[a], ids[a])) {
-                    vals[pos] = vals[a];
-                    ids[pos] = ids[a];
-                    a--;
-                } else {
-                    vals[pos] = win_v[b];
-                    ids[pos] = win_i[b];
-                    b--;
-                }
-                pos--;
-            }
+    /* 3. write the list back */
+    if (in_regs) {
+        if (lane < n) {
+            topk_vals[r * k + lane] = lv;
+            topk_ids[r * k + lane] = li;
         }
-        st[r].n = mlen;
+        if (lane == 0) st[r].n = n;
+        return;
     }
+    /* k > 32: lane 0 merges the winners into the running list in global memory (capacity k) */
+    if (lane != 0) return;
+    int32_t *ids = topk_ids + r * k;
+    float *vals = topk_vals + r * k;
+    const float *wv = win_v + w * wcap;
+    const int32_t *wi = win_i + w * wcap;
+    int mlen;
+    if (rounds == 1) {
+        mlen = n;
+        ll_topk_insert(ids, vals, &mlen, k, wi[0], wv[0]);
+    } else {
+        mlen = n + rounds < k ? n + rounds : k;
+        int ia = 0, ib = 0; /* how many of the running list (a) and the winners (b) make the top mlen */
+        for (int i = 0; i < mlen; i++) {
+            if (ib < rounds && (ia >= n || llc_before(wv[ib], wi[ib], vals[ia], ids[ia]))) ib++;
+            else ia++;
+        }
+        int pos = mlen - 1, a = ia - 1, b = ib - 1;
+        while (b >= 0) { /* pos > a always: the running list's unread entries are never overwritten */
+            if (a >= 0 && llc_before(wv[b], wi[b], vals[a], ids[a])) {
+                vals[pos] = vals[a];
+                ids[pos] = ids[a];
+                a--;
+            } else {
+                vals[pos] = wv[b];
+                ids[pos] = wi[b];
+                b--;
+            }
+            pos--;
+        }
+    }
+    st[r].n = mlen;
 }
 
 /* lse, entropy and rank per row */
@@ -362,12 +352,19 @@ ll_status llc_lens_pass(ll_backend *be, const ll_lens_pass_args *a) {
     const size_t xb_bytes = wdt == LL_DTYPE_F32 ? 0 : (size_t)R * (size_t)d * 2;
     const size_t st_bytes = (size_t)R * sizeof(llc_lens_row);
     const size_t z_bytes = (size_t)rb * (size_t)vt * sizeof(float);
+    /* winners of a tile, per row: only when the running list does not fit a warp's registers (k > 32) */
+    const int64_t wcap = a->k > 32 ? (a->k < vt ? a->k : vt) : 0;
+    const size_t w_bytes = (size_t)rb * (size_t)wcap * sizeof(float);
     void *scr = NULL;
-    LLC_TRY(llc_scratch(be, op, llc_align_up(xb_bytes) + llc_align_up(st_bytes) + llc_align_up(z_bytes), &scr));
+    LLC_TRY(llc_scratch(be, op,
+                        llc_align_up(xb_bytes) + llc_align_up(st_bytes) + llc_align_up(z_bytes) + 2 * llc_align_up(w_bytes),
+                        &scr));
     char *cur = (char *)scr;
     void *xb = xb_bytes ? llc_carve(&cur, xb_bytes) : NULL;
     llc_lens_row *st = (llc_lens_row *)llc_carve(&cur, st_bytes);
     float *z = (float *)llc_carve(&cur, z_bytes);
+    float *win_v = w_bytes ? (float *)llc_carve(&cur, w_bytes) : NULL;
+    int32_t *win_i = w_bytes ? (int32_t *)llc_carve(&cur, w_bytes) : NULL;
 
     if (xb) LLC_TRY(llc_cast_from_f32(be, op, xb, wdt, a->x, R * d));
     const void *xg = xb ? xb : (const void *)a->x;
@@ -375,7 +372,7 @@ ll_status llc_lens_pass(ll_backend *be, const ll_lens_pass_args *a) {
     llc_lens_init_kernel<<<llc_grid(c, R), LLC_THREADS, 0, c->stream>>>(st, R);
     LLC_LAUNCHED(be, op);
 
-    const size_t smem = (size_t)(a->k < vt ? a->k : vt) * (sizeof(float) + sizeof(int32_t));
+    const int wpb = LLC_LENS_THREADS / 32;
     for (int64_t r0 = 0; r0 < R; r0 += rb) {
         const int64_t rows = R - r0 < rb ? R - r0 : rb;
         const void *xr = (const char *)xg + (size_t)r0 * (size_t)d * esz;
@@ -385,9 +382,9 @@ ll_status llc_lens_pass(ll_backend *be, const ll_lens_pass_args *a) {
             /* z^T [cols, rows] (col-major, ld vt) = W_tile [cols, d] . x^T [d, rows] */
             LLC_TRY(llc_gemm(be, op, CUBLAS_OP_T, CUBLAS_OP_N, cols, rows, d, wt, d, xr, d, wdt, z, vt, 0.0f,
                              c->allow_tf32));
-            llc_lens_epilogue_kernel<<<(unsigned)rows, LLC_LENS_THREADS, smem, c->stream>>>(
-                z, vt, (int)cols, v0, r0, has_b ? a->bu->data : NULL, has_b ? (int)a->bu->dtype : 0, a->zt,
-                a->target, a->k, st, a->topk_ids, a->topk_probs);
+            llc_lens_epilogue_kernel<<<(unsigned)((rows + wpb - 1) / wpb), LLC_LENS_THREADS, 0, c->stream>>>(
+                z, vt, (int)cols, v0, r0, rows, has_b ? a->bu->data : NULL, has_b ? (int)a->bu->dtype : 0, a->zt,
+                a->target, a->k, st, a->topk_ids, a->topk_probs, win_v, win_i, (int)wcap);
             LLC_LAUNCHED(be, op);
         }
     }

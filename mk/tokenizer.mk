@@ -1,0 +1,68 @@
+# mk/tokenizer.mk: fuzzing of the tokenizer (host/tokenizer/) with libFuzzer (clang; Debian packages
+# clang and libclang-rt-14-dev, listed in tools/deps/debian-tokenizer.txt).
+#
+#   make fuzz-tokenizer        short run of each target (FUZZ_SECONDS, default 10 s each); part of
+#                              `make test`; prints "fuzz-tokenizer: skipped (reason)" without clang's
+#                              fuzzer runtime
+#   make fuzz-tokenizer-long   long run (FUZZ_LONG_SECONDS, default 3600 s each), corpus kept in
+#                              build/fuzz/corpus_*; see docs/tokenizer.md
+#   make test-tokenizer        the tokenizer's C and Python tests alone
+#
+# Targets: fuzz_tokenizer_load (bytes as tokenizer.json) and fuzz_tokenizer_encode (bytes as text for
+# four tokenizers). Built with ASan + UBSan + LeakSanitizer; any crash, leak, timeout or abort fails.
+
+.PHONY: fuzz-tokenizer fuzz-tokenizer-long test-tokenizer
+
+FUZZ_CC           ?= clang
+FUZZ_SECONDS      ?= 10
+FUZZ_LONG_SECONDS ?= 3600
+FUZZ_BUILD        := build/fuzz
+FUZZ_TOK_SRCS     := $(sort $(wildcard host/tokenizer/*.c)) host/common.c
+FUZZ_TOK_TARGETS  := fuzz_tokenizer_load fuzz_tokenizer_encode
+FUZZ_TOK_LIBS      = $(shell pkg-config --libs libcjson libpcre2-8 libutf8proc 2>/dev/null) -lm
+FUZZ_TOK_CFLAGS    = -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined \
+                     -fno-sanitize-recover=undefined -Wall -Wextra -Iinclude -Ihost \
+                     $(shell pkg-config --cflags libcjson libpcre2-8 libutf8proc 2>/dev/null)
+
+EXTRA_TESTS += fuzz-tokenizer
+
+$(FUZZ_BUILD)/%: tests/fuzz/%.c $(FUZZ_TOK_SRCS) $(wildcard host/tokenizer/*.h) include/ll_tokenizer.h
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_TOK_CFLAGS) -o $@ $< $(FUZZ_TOK_SRCS) $(FUZZ_TOK_LIBS)
+
+# Prints nothing and succeeds when clang can link a libFuzzer target, else prints the reason.
+FUZZ_PROBE = printf 'int LLVMFuzzerTestOneInput(const unsigned char *d, unsigned long n) { (void)d; (void)n; return 0; }\n' \
+	| $(FUZZ_CC) -x c -fsanitize=fuzzer,address -o $(FUZZ_BUILD)/.probe - >/dev/null 2>&1 \
+	|| echo "$(FUZZ_CC) cannot link -fsanitize=fuzzer; install clang and libclang-rt-14-dev (tools/deps/debian-tokenizer.txt)"
+
+fuzz-tokenizer:
+	@mkdir -p $(FUZZ_BUILD)
+	@reason=$$($(FUZZ_PROBE)); if [ -n "$$reason" ]; then echo "fuzz-tokenizer: skipped ($$reason)"; exit 0; fi; \
+	$(MAKE) --no-print-directory $(addprefix $(FUZZ_BUILD)/,$(FUZZ_TOK_TARGETS)) && \
+	$(MAKE) --no-print-directory fuzz-tokenizer-run FUZZ_RUN_SECONDS=$(FUZZ_SECONDS)
+
+fuzz-tokenizer-long:
+	@mkdir -p $(FUZZ_BUILD)
+	@reason=$$($(FUZZ_PROBE)); if [ -n "$$reason" ]; then echo "fuzz-tokenizer-long: cannot run ($$reason)"; exit 1; fi; \
+	$(MAKE) --no-print-directory $(addprefix $(FUZZ_BUILD)/,$(FUZZ_TOK_TARGETS)) && \
+	$(MAKE) --no-print-directory fuzz-tokenizer-run FUZZ_RUN_SECONDS=$(FUZZ_LONG_SECONDS)
+
+.PHONY: fuzz-tokenizer-run
+fuzz-tokenizer-run:
+	@\
+	for t in $(FUZZ_TOK_TARGETS); do \
+	  case $$t in fuzz_tokenizer_load) extra="-dict=tests/fuzz/tokenizer.dict -max_len=65536"; \
+	    mkdir -p $(FUZZ_BUILD)/corpus_load; cp -n tests/fuzz/seeds_load/*.json $(FUZZ_BUILD)/corpus_load/ 2>/dev/null || true;; \
+	  *) extra="-max_len=4096";; esac; \
+	  mkdir -p $(FUZZ_BUILD)/corpus_$${t#fuzz_tokenizer_}; \
+	  echo "fuzz-tokenizer: $$t for $(FUZZ_RUN_SECONDS) s"; \
+	  $(FUZZ_BUILD)/$$t -max_total_time=$(FUZZ_RUN_SECONDS) -timeout=10 -rss_limit_mb=4096 $$extra \
+	    -artifact_prefix=$(FUZZ_BUILD)/crash- $(FUZZ_BUILD)/corpus_$${t#fuzz_tokenizer_} > $(FUZZ_BUILD)/$$t.log 2>&1; \
+	  rc=$$?; tail -n 3 $(FUZZ_BUILD)/$$t.log; \
+	  if [ $$rc -ne 0 ]; then echo "fuzz-tokenizer: $$t FAILED (log: $(FUZZ_BUILD)/$$t.log)"; exit 1; fi; \
+	done; echo "fuzz-tokenizer: passed"
+
+test-tokenizer: all $(BUILD)/tests/test_tokenizer
+	$(BUILD)/tests/test_tokenizer
+	LOGITLENS_BIN=$(abspath $(BUILD)/logitlens) PYTHONPATH=$(abspath tools/python) $(PYTHON) -m pytest -q \
+		tests/test_tokenizer_hf.py tests/test_tokenizer_synth.py tests/test_tokenizer_cli.py tests/test_tokenizer_errors.py
