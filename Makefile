@@ -37,6 +37,7 @@ ALL := $(BUILD)/logitlens
 # Extra test targets run by `make test` after the C and Python suites; fragments append to it.
 EXTRA_TESTS :=
 
+.DEFAULT_GOAL := all
 # Fragments owned by one part of the project each (CUDA module, fuzzing, ...).
 include $(sort $(wildcard mk/*.mk))
 

@@ -51,7 +51,7 @@ ll_status ll_engine_lens(ll_engine *e, const ll_batch *b, const int64_t *probs_r
                            .topk_probs = e->topk_probs, .rank = e->rank};
     CHECK(be->ops->lens_pass(be, &a));
     /* 4 */
-    CHECK(be->ops->lens_kl(be, e->kl, e->xn, e->u, e->pb, e->ent_f, e->lse, R, T, d));
+    CHECK(be->ops->lens_kl(be, e->kl, e->xn, wu, e->u, e->pb, e->ent_f, e->lse, R, T, d));
 
     /* Download and transpose to token-major [T, P, ...]. */
     float *hb = e->h_buf;

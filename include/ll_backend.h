@@ -134,8 +134,9 @@ typedef struct ll_backend_ops {
      * pb[t] = sum_v p(t,v) bu[v] (0 without bias); the KL terms of docs/architecture.md */
     ll_status (*lens_expect)(ll_backend *be, float *u, float *pb, const float *xf, const ll_wt *wu,
                              const ll_wt *bu, const float *lse, int64_t T, int64_t d, int64_t V);
-    /* kl[r] = -hf[t] - (x[r,:] . u[t,:] + pb[t]) + lse[r] with t = r % T, clamped at >= 0 */
-    ll_status (*lens_kl)(ll_backend *be, float *kl, const float *x, const float *u, const float *pb,
+    /* kl[r] = -hf[t] - (x[r,:] . u[t,:] + pb[t]) + lse[r] with t = r % T, clamped at >= 0; wu is the
+     * unembedding the pass used (a backend that rounds x to wu's dtype for its GEMMs rounds x here alike) */
+    ll_status (*lens_kl)(ll_backend *be, float *kl, const float *x, const ll_wt *wu, const float *u, const float *pb,
                          const float *hf, const float *lse, int64_t R, int64_t T, int64_t d);
     /* out[r, j] = float16(p(r, vsel[j])) for j < nv; vsel NULL means all V ids (nv == V) */
     ll_status (*lens_probs)(ll_backend *be, uint16_t *out, const float *x, const ll_wt *wu,

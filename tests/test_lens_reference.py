@@ -21,7 +21,8 @@ def _check_stats(ck, res, ref):
     ck.topk_ids(res["topk_ids"], ref["probs"], ref["topk_ids"])
     ck.close("topk_probs", res["topk_probs"], ref["topk_probs"], "prob_abs")
     ck.close("entropy", res["entropy"], ref["entropy"], "entropy_abs")
-    ck.close("kl_final", res["kl_final"], ref["kl_final"], "kl_abs")
+    ck.close("kl_final", res["kl_final"], ref["kl_final"], "kl_abs",
+             tol_array=compare.kl_tolerance(ref["logits"], ref["final_logits"]))
     ck.close("target_logprobs", res["target_logprobs"], ref["target_logprobs"], "logprob_abs")
     ck.close("target_probs", res["target_probs"], ref["target_probs"], "prob_abs")
     ck.ranks(res["target_ranks"], ref["logits"], ref["target_ids"])

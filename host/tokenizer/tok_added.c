@@ -57,9 +57,8 @@ static int trie_add(tok_trie *t, const char *s, size_t n, int32_t token) {
 }
 
 int tok_added_find(const tok_added_vocab *av, const char *s, size_t n) {
-    for (size_t i = 0; i < av->n; i++)
-        if (av->tokens[i].len == n && !memcmp(av->tokens[i].content, s, n)) return (int)i;
-    return -1;
+    int32_t k;
+    return tok_strmap_get(&av->by_content, s, n, &k) ? (int)k : -1;
 }
 
 static int jbool(const cJSON *o, const char *k, int def) {
@@ -117,7 +116,10 @@ ll_status tok_added_parse(ll_tokenizer *tk, const cJSON *arr, const char *path, 
             continue;
         }
         t.content = strdup(c->valuestring);
-        if (!t.content) return ll_fail(err, LL_ERR_NOMEM, "%s: out of memory", path);
+        if (!t.content || tok_strmap_put(&av->by_content, t.content, t.len, (int32_t)av->n)) {
+            free(t.content);
+            return ll_fail(err, LL_ERR_NOMEM, "%s: out of memory", path);
+        }
         av->tokens[av->n++] = t;
     }
     /* Patterns: special tokens first, then the others, each group in file order. */
@@ -241,6 +243,8 @@ void tok_added_free(tok_added_vocab *av) {
     free(av->tokens);
     free(av->norm_content);
     free(av->norm_len);
+    tok_strmap_free(&av->by_content);
+    free(av->by_id);
     trie_free(&av->raw);
     trie_free(&av->norm);
     memset(av, 0, sizeof *av);

@@ -130,6 +130,15 @@ ll_status tok_bpe_parse(tok_bpe *m, const cJSON *j, const char *path, ll_err *er
     if ((st = opt_string(j, "continuing_subword_prefix", path, &m->prefix, &m->prefix_len, err))) return st;
     if ((st = opt_string(j, "end_of_word_suffix", path, &m->suffix, &m->suffix_len, err))) return st;
     if ((st = opt_string(j, "unk_token", path, &m->unk_token, NULL, err))) return st;
+    /* An empty prefix or suffix (GPT-2's files have "") changes nothing; dropping it keeps the fast path. */
+    if (m->prefix && !m->prefix_len) {
+        free(m->prefix);
+        m->prefix = NULL;
+    }
+    if (m->suffix && !m->suffix_len) {
+        free(m->suffix);
+        m->suffix = NULL;
+    }
     m->fuse_unk = jbool(j, "fuse_unk", 0);
     m->byte_fallback = jbool(j, "byte_fallback", 0);
     m->ignore_merges = jbool(j, "ignore_merges", 0);

@@ -11,17 +11,17 @@
  * 2 for an added token, 1 for a model token, 0 for an unknown id. */
 static int token_string(const ll_tokenizer *tk, int32_t id, const char **s, size_t *n) {
     if (id < 0) return 0;
-    for (size_t i = 0; i < tk->added.n; i++)
-        if (tk->added.tokens[i].id == id) {
-            if (tk->added.norm_content[i]) {
-                *s = tk->added.norm_content[i];
-                *n = tk->added.norm_len[i];
-            } else {
-                *s = tk->added.tokens[i].content;
-                *n = tk->added.tokens[i].len;
-            }
-            return 2;
+    int32_t i = id < tk->added.n_by_id ? tk->added.by_id[id] : -1;
+    if (i >= 0) {
+        if (tk->added.norm_content[i]) {
+            *s = tk->added.norm_content[i];
+            *n = tk->added.norm_len[i];
+        } else {
+            *s = tk->added.tokens[i].content;
+            *n = tk->added.tokens[i].len;
         }
+        return 2;
+    }
     if (id < tk->bpe.n_ids && tk->bpe.id_tok[id]) {
         *s = tk->bpe.id_tok[id];
         *n = tk->bpe.id_len[id];

@@ -225,13 +225,14 @@ static ll_status step(tok_decoder *d, tok_buf *t, size_t *n, ll_err *err) {
             size_t a = 0, b = t[i].n;
             for (size_t k = 0; k < d->strip_start && b - a >= cl && !memcmp(t[i].p + a, enc, cl); k++) a += cl;
             for (size_t k = 0; k < d->strip_stop && b - a >= cl && !memcmp(t[i].p + b - cl, enc, cl); k++) b -= cl;
-            memmove(t[i].p, t[i].p + a, b - a);
+            if (a > 0 && b > a) memmove(t[i].p, t[i].p + a, b - a);
             t[i].n = b - a;
         }
         return LL_OK;
     case TOK_DEC_REPLACE:
     case TOK_DEC_BPE:
         for (size_t i = 0; i < *n; i++) {
+            if (t[i].n == 0) continue; /* nothing to replace in an empty token */
             tok_spans sp = {0};
             nb.n = 0;
             const char *rep = d->content;

@@ -275,6 +275,9 @@ typedef struct tok_added_vocab {
     tok_trie norm;         /* normalized patterns of normalized tokens */
     char **norm_content;   /* per token: normalized content (normalized tokens only, else NULL) */
     size_t *norm_len;
+    tok_strmap by_content; /* content -> index into tokens */
+    int32_t *by_id;        /* id -> index into tokens or -1; n_by_id entries (built after loading) */
+    int64_t n_by_id;
 } tok_added_vocab;
 
 ll_status tok_added_parse(struct ll_tokenizer *tk, const cJSON *arr, const char *path, ll_err *err);

@@ -183,6 +183,11 @@ static ll_status build(ll_tokenizer *tk, const cJSON *j, ll_err *err) {
     tk->n_ids = tk->bpe.n_ids;
     for (size_t i = 0; i < tk->added.n; i++)
         if (tk->added.tokens[i].id >= tk->n_ids) tk->n_ids = (int64_t)tk->added.tokens[i].id + 1;
+    tk->added.by_id = malloc((size_t)(tk->n_ids ? tk->n_ids : 1) * sizeof *tk->added.by_id);
+    if (!tk->added.by_id) return ll_fail(err, LL_ERR_NOMEM, "%s: out of memory", path);
+    tk->added.n_by_id = tk->n_ids;
+    for (int64_t i = 0; i < tk->n_ids; i++) tk->added.by_id[i] = -1;
+    for (size_t i = 0; i < tk->added.n; i++) tk->added.by_id[tk->added.tokens[i].id] = (int32_t)i;
     for (size_t i = 0; i < tk->post.n_prefix; i++)
         if (tk->post.prefix[i] >= tk->n_ids)
             return ll_fail(err, LL_ERR_INPUT, "%s: post_processor adds id %d, beyond the vocabulary (%lld ids)", path,

@@ -11,10 +11,24 @@
 
 #include <stdint.h>
 
-/* Default lens tiles: scratch is LL_CPU_LENS_ROWS x LL_CPU_LENS_COLS floats (8 MiB); the vocabulary
- * tile is a multiple of 64 so that the epilogue's 64-wide chunks only have a tail in the last tile. */
-#define LL_CPU_LENS_ROWS 512
+/* Default lens tiles: scratch is LL_CPU_LENS_ROWS x LL_CPU_LENS_COLS floats (32 MiB), independent of
+ * the number of rows. The vocabulary tile is a multiple of 64 so that the epilogue's 64-wide chunks
+ * only have a tail in the last tile. Tall row blocks mean few switches between the OpenBLAS GEMM and
+ * the OpenMP epilogue: after each parallel region libgomp's idle threads spin (GOMP_SPINCOUNT) on the
+ * cores the next GEMM needs, which cost 4-6 ns per logit with 512-row blocks against ~2 with 2048
+ * (bench/cpu_ops/README.md). */
+#define LL_CPU_LENS_ROWS 2048
 #define LL_CPU_LENS_COLS 4096
+
+/* Hot per-element loops are compiled twice: AVX2 (8 float lanes) where the CPU has it, the x86-64
+ * baseline (SSE2) elsewhere; the dynamic loader picks one clone at start-up (GNU ifunc). The build's
+ * -O2 has no -march, so without this the compiler may only use SSE2. -DLL_CPU_NO_CLONES builds the
+ * baseline only (to test that path on an AVX2 machine). */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(LL_CPU_NO_CLONES)
+#define LL_CPU_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define LL_CPU_CLONES
+#endif
 
 /* Alignment of every buffer the backend hands out (one cache line, an AVX-512 vector). */
 #define LL_CPU_ALIGN 64
@@ -97,7 +111,7 @@ ll_status ll_cpu_lens_target_logits(ll_backend *be, float *zt, const float *x, c
 ll_status ll_cpu_lens_pass(ll_backend *be, const ll_lens_pass_args *a);
 ll_status ll_cpu_lens_expect(ll_backend *be, float *u, float *pb, const float *xf, const ll_wt *wu,
                              const ll_wt *bu, const float *lse, int64_t T, int64_t d, int64_t V);
-ll_status ll_cpu_lens_kl(ll_backend *be, float *kl, const float *x, const float *u, const float *pb,
+ll_status ll_cpu_lens_kl(ll_backend *be, float *kl, const float *x, const ll_wt *wu, const float *u, const float *pb,
                          const float *hf, const float *lse, int64_t R, int64_t T, int64_t d);
 ll_status ll_cpu_lens_probs(ll_backend *be, uint16_t *out, const float *x, const ll_wt *wu, const ll_wt *bu,
                             const float *lse, int64_t R, int64_t d, int64_t V, const int32_t *vsel,

@@ -15,7 +15,7 @@
  *
  * Tiling (bounded memory, never R x V): row blocks of ctx->lens_rows rows and vocabulary tiles of
  * ctx->lens_cols columns; each tile's logits come from one cblas_sgemm (OpenBLAS threads) into a
- * lens_rows x lens_cols float scratch (8 MiB by default); then the epilogue runs with OpenMP over the
+ * lens_rows x lens_cols float scratch (32 MiB by default); then the epilogue runs with OpenMP over the
  * rows of the block (never a BLAS call inside a parallel region). The vocabulary is the outer loop, so
  * the W_U tile stays in cache while every row block streams past it.
  *
@@ -233,9 +233,10 @@ ll_status ll_cpu_lens_expect(ll_backend *be, float *u, float *pb, const float *x
     return LL_OK;
 }
 
-ll_status ll_cpu_lens_kl(ll_backend *be, float *kl, const float *x, const float *u, const float *pb,
+ll_status ll_cpu_lens_kl(ll_backend *be, float *kl, const float *x, const ll_wt *wu, const float *u, const float *pb,
                          const float *hf, const float *lse, int64_t R, int64_t T, int64_t d) {
     const char *op = "lens_kl";
+    (void)wu; /* the CPU computes logits from float32 rows: nothing to round */
     if (R < 0 || T < 1 || d < 1 || R % T != 0)
         return ll_cpu_fail(be, LL_ERR_INTERNAL, op, "bad shape R=%lld T=%lld d=%lld (R must be a multiple of T)",
                            (long long)R, (long long)T, (long long)d);

@@ -25,12 +25,6 @@
 
 #define CHUNK 64
 
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define LL_CPU_CLONES __attribute__((target_clones("avx2", "default")))
-#else
-#define LL_CPU_CLONES
-#endif
-
 LL_CPU_CLONES
 void ll_cpu_lens_row_tile(const float *z, int64_t nv, int64_t v0, float zt, int32_t tgt, int k, int32_t *ids,
                           float *vals, ll_cpu_lens_row *st) {

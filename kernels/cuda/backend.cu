@@ -269,7 +269,6 @@ static ll_status ctx_init(ll_backend *be, llc_ctx *c, const ll_backend_opts *opt
     c->allow_tf32 = opts ? opts->allow_tf32 : 0;
     const char *s = getenv("LL_CUDA_SYNC");
     c->sync_each = s && s[0] && strcmp(s, "0") != 0;
-    c->kl_round = LL_DTYPE_F32;
     LLC_CUDA(be, op, cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking));
     LLC_CUBLAS(be, op, cublasCreate(&c->blas));
     LLC_CUBLAS(be, op, cublasSetStream(c->blas, c->stream));

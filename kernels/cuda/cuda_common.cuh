@@ -39,7 +39,6 @@ struct llc_ctx {
     int sync_each;           /* LL_CUDA_SYNC=1: synchronize after every launch (error attribution) */
     int num_sms;             /* multiprocessors, sizes grid-stride launches */
     size_t smem_optin;       /* largest dynamic shared memory a block may opt into */
-    ll_dtype kl_round;       /* dtype the last lens_expect rounded its rows to; lens_kl rounds alike */
     char name[256];          /* device name, for messages */
 };
 
@@ -203,7 +202,7 @@ ll_status llc_lens_pass(ll_backend *be, const ll_lens_pass_args *a);
 /* lens_expect.cu */
 ll_status llc_lens_expect(ll_backend *be, float *u, float *pb, const float *xf, const ll_wt *wu,
                           const ll_wt *bu, const float *lse, int64_t T, int64_t d, int64_t V);
-ll_status llc_lens_kl(ll_backend *be, float *kl, const float *x, const float *u, const float *pb,
+ll_status llc_lens_kl(ll_backend *be, float *kl, const float *x, const ll_wt *wu, const float *u, const float *pb,
                       const float *hf, const float *lse, int64_t R, int64_t T, int64_t d);
 ll_status llc_lens_probs(ll_backend *be, uint16_t *out, const float *x, const ll_wt *wu, const ll_wt *bu,
                          const float *lse, int64_t R, int64_t d, int64_t V, const int32_t *vsel, int64_t nv);

@@ -8,8 +8,8 @@
  *   lens_kl: kl[r] = -hf[t] - (round(x[r]) . u[t] + pb[t]) + lse[r], t = r % T, clamped at >= 0
  *     (a NaN stays NaN). With the same rounding of x as the pass, sum_v p_f z_l = round(x_l) . u + pb
  *     exactly up to fp32 arithmetic, so the final layer's KL is 0 to ~1e-6 nats, not to the size of the
- *     rounding of x. The rounding dtype is the one the last lens_expect used (its u was made for it):
- *     ctx->kl_round.
+ *     rounding of x. The rounding dtype is that of the unembedding wu passed in (the one the pass and
+ *     lens_expect used).
  *   lens_probs: out[r, j] = float16(exp(z(r, id_j) - lse[r])), id_j = vsel[j] (or j without vsel).
  * Tiling: as lens_pass (lens.cu): row blocks x vocabulary tiles, each tile's logits from one cuBLAS GEMM
  *   into a bounded fp32 buffer. lens_expect then turns the tile into probabilities and accumulates
@@ -93,7 +93,6 @@ ll_status llc_lens_expect(ll_backend *be, float *u, float *pb, const float *xf, 
     LLC_TRY(llc_enter(be, op));
     llc_ctx *c = llc_get(be);
     const ll_dtype wdt = wu->dtype;
-    c->kl_round = wdt;
     if (T == 0) return LL_OK;
     const int half = wdt != LL_DTYPE_F32;
 
@@ -170,10 +169,10 @@ __global__ void llc_lens_kl_kernel(float *__restrict__ kl, const float *__restri
     }
 }
 
-ll_status llc_lens_kl(ll_backend *be, float *kl, const float *x, const float *u, const float *pb, const float *hf,
+ll_status llc_lens_kl(ll_backend *be, float *kl, const float *x, const ll_wt *wu, const float *u, const float *pb, const float *hf,
                       const float *lse, int64_t R, int64_t T, int64_t d) {
     const char *op = "lens_kl";
-    LLC_REQUIRE(be, op, kl && x && u && pb && hf && lse && R >= 0 && T > 0 && d > 0);
+    LLC_REQUIRE(be, op, kl && x && wu && u && pb && hf && lse && R >= 0 && T > 0 && d > 0);
     if (R == 0) return LL_OK;
     LLC_TRY(llc_enter(be, op));
     llc_ctx *c = llc_get(be);
@@ -182,7 +181,7 @@ ll_status llc_lens_kl(ll_backend *be, float *kl, const float *x, const float *u,
     const int64_t cap = (int64_t)c->num_sms * 32;
     if (blocks > cap) blocks = cap;
     llc_lens_kl_kernel<<<(unsigned)blocks, LLC_THREADS, 0, c->stream>>>(kl, x, u, pb, hf, lse, R, T, d,
-                                                                         (int)c->kl_round);
+                                                                         (int)wu->dtype);
     LLC_LAUNCHED(be, op);
     return LL_OK;
 }

@@ -878,7 +878,7 @@ static void test_lens(const lens_case *c) {
         check_f32("lens_expect", "  u = W_U^T p_final", o_u.host, uref, T * d, g_u);
         check_f32("lens_expect", "  pb = b . p_final", o_pb.host, pbref, T, g_pb);
         float *kl = out_new(&o_kl, R, 4);
-        if (be->ops->lens_kl(be, kl, xd, u, pb, a.entropy + rf, a.lse, R, T, d)) die("lens_kl");
+        if (be->ops->lens_kl(be, kl, xd, wu, u, pb, a.entropy + rf, a.lse, R, T, d)) die("lens_kl");
         int g_kl = out_fetch(&o_kl);
         double *klref = dalloc(R);
         for (int64_t r = 0; r < R; r++) {

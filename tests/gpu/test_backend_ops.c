@@ -718,8 +718,8 @@ static void lens_case(const lens_cfg *L, ll_dtype dt) {
             free(hg);
             hc = hg = NULL;
         }
-        CK(&g_cpu, g_cpu.ops->lens_kl(&g_cpu, pkl.c, px.c, pu.c, ppb.c, hfc, plse.c, R, T, d));
-        CK(&g_gpu, g_gpu.ops->lens_kl(&g_gpu, pkl.g, px.g, pu.g, ppb.g, hfg, plse.g, R, T, d));
+        CK(&g_cpu, g_cpu.ops->lens_kl(&g_cpu, pkl.c, px.c, &ww.c, pu.c, ppb.c, hfc, plse.c, R, T, d));
+        CK(&g_gpu, g_gpu.ops->lens_kl(&g_gpu, pkl.g, px.g, &ww.g, pu.g, ppb.g, hfg, plse.g, R, T, d));
         if (g_case_bad || !fetch(pkl, &hc, &hg)) goto done;
         const float *kc = hc, *kg = hg;
         /* the final layer against itself: 0 up to fp32 arithmetic on each backend */

@@ -57,7 +57,7 @@ def lens_of_rows(model, H, final_logits, targets, k):
         "logits": z, "logp": logp, "probs": p,
         "topk_ids": order, "topk_probs": topk_p, "entropy": ent, "kl_final": kl,
         "target_logprobs": tl, "target_probs": np.exp(tl), "target_ranks": tr,
-        "final_probs": p_f[:, 0, :],
+        "final_probs": p_f[:, 0, :], "final_logits": np.asarray(final_logits, dtype=np.float64),
     }
 
 

@@ -24,12 +24,13 @@ EXTRA_TOKENS = [
 EXTRA_STRINGS = ["<|sep|>", "[MASK]", " [MASK] ", "newword", "NEWWORD", "ＡＢ", "ab", "xyz", "axyz", "xyz1",
                  "New York", "new york"]
 
-FAMILIES = ["gpt2", "gpt2_prefix", "llama3", "sentencepiece", "metaspace", "nfkc", "bert", "splitmix"]
+FAMILIES = ["gpt2", "gpt2_prefix", "llama3", "sentencepiece", "llama2_meta", "metaspace", "nfkc", "bert", "splitmix"]
 SPECIALS = {
     "gpt2": ["<|endoftext|>"],
     "gpt2_prefix": ["<s>", "</s>", "<pad>"],
     "llama3": ["<|begin_of_text|>", "<|end_of_text|>", "<|eot_id|>"],
     "sentencepiece": ["<unk>", "<s>", "</s>"],
+    "llama2_meta": ["<unk>", "<s>", "</s>"],
     "metaspace": ["<unk>", "<s>", "</s>"],
     "nfkc": ["[UNK]", "[CLS]", "[SEP]"],
     "bert": ["[UNK]", "[CLS]", "[SEP]"],
@@ -103,6 +104,18 @@ def build(family):
                                          decoders.Strip(" ", 1, 0)])
         tok.post_processor = processors.TemplateProcessing(single="<s> $A", pair="<s> $A <s> $B",
                                                            special_tokens=[("<s>", 1)])
+    elif family == "llama2_meta":
+        # The newer Llama-2 conversion: no normalizer, Metaspace with prepend_scheme "first" and no split.
+        tok = Tokenizer(models.BPE(unk_token="<unk>"))
+        tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always", split=True)
+        _train(tok, trainers.BpeTrainer(vocab_size=VOCAB, special_tokens=sp, limit_alphabet=150,
+                                        show_progress=False))
+        tok = _sp_postedit(tok, family)
+        tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="first", split=False)
+        tok.decoder = decoders.Sequence([decoders.Replace("▁", " "), decoders.ByteFallback(), decoders.Fuse(),
+                                         decoders.Strip(" ", 1, 0)])
+        tok.post_processor = processors.TemplateProcessing(single="<s> $A", pair="<s> $A <s> $B",
+                                                           special_tokens=[("<s>", 1)])
     elif family == "metaspace":
         tok = Tokenizer(models.BPE(unk_token="<unk>"))
         tok.normalizer = normalizers.NFD()
@@ -128,7 +141,9 @@ def build(family):
     elif family == "bert":
         tok = Tokenizer(models.BPE(unk_token="[UNK]", fuse_unk=True))
         tok.normalizer = normalizers.Sequence([normalizers.NFD(), normalizers.StripAccents(), normalizers.Lowercase()])
-        tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+        tok.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.BertPreTokenizer(),
+                                                     pre_tokenizers.Digits(individual_digits=False),
+                                                     pre_tokenizers.Whitespace()])
         _train(tok, trainers.BpeTrainer(vocab_size=VOCAB, special_tokens=sp, limit_alphabet=150,
                                         show_progress=False))
         tok.post_processor = processors.TemplateProcessing(single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B [SEP]",
