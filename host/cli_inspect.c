@@ -3,6 +3,7 @@
 #include "args.h"
 #include "cli.h"
 #include "ll_engine.h"
+#include "ll_memplan.h"
 #include "ll_model.h"
 #include "ll_tokenizer.h"
 
@@ -15,13 +16,6 @@ static const char inspect_usage[] =
     "Describes a Hugging Face model directory: architecture, shapes, parameter count, storage dtypes, and the\n"
     "memory plan of a run (weights + activations + lens buffers for a batch of N tokens) on the CPU and CUDA\n"
     "backends.\n";
-
-static void human(double b, char *buf, size_t cap) {
-    const char *u[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-    int i = 0;
-    while (b >= 1024 && i < 4) b /= 1024, i++;
-    snprintf(buf, cap, "%.2f %s", b, u[i]);
-}
 
 int ll_cmd_inspect(int argc, char **argv) {
     const char *dir = NULL, *points = NULL, *layers = NULL;
@@ -96,7 +90,8 @@ int ll_cmd_inspect(int argc, char **argv) {
     for (int d = 0; d < LL_DTYPE_COUNT; d++)
         if (count[d]) printf(" %s x%d", ll_dtype_name((ll_dtype)d), count[d]);
     printf("\n");
-    printf("files         %d safetensors file(s), %d tensors used\n", m->st->n_files, m->n_specs);
+    ll_memplan_human(stored, b1, sizeof b1);
+    printf("files         %d safetensors file(s), %d tensors used, %s of weights\n", m->st->n_files, m->n_specs, b1);
     printf("tokenizer     %s\n", ll_tokenizer_exists(dir) ? "tokenizer.json" : "none (token ids only)");
     printf("\ntensors (layer 0 and global):\n");
     for (int i = 0; i < m->n_specs; i++) {
@@ -106,18 +101,20 @@ int ll_cmd_inspect(int argc, char **argv) {
         printf("  %-52s %-16s %s\n", m->specs[i].name, sh, ll_dtype_name(m->bound[i]->dtype));
     }
     ll_engine_opts eo = {.topk = (int)topk};
-    size_t act = ll_engine_activation_bytes(c, &pts, &eo, batch_tokens);
     printf("\nmemory plan for batches of %lld tokens, %d points, top-%lld:\n", (long long)batch_tokens, pts.n,
            (long long)topk);
-    human((double)m->n_params * 4, b1, sizeof b1);
-    human((double)act, b2, sizeof b2);
-    human((double)m->n_params * 4 + (double)act, b3, sizeof b3);
-    printf("  cpu    weights %s (fp32)  + activations and lens %s  = %s host memory\n", b1, b2, b3);
-    human(stored, b1, sizeof b1);
-    human(stored + (double)act, b3, sizeof b3);
-    printf("  cuda   weights %s (as stored) + activations and lens %s  = %s device memory, plus the lens\n"
-           "         vocabulary-tile buffer and cuBLAS workspace\n",
-           b1, b2, b3);
+    const char *names[] = {"cpu", "cuda"};
+    for (int b = 0; b < 2; b++) {
+        ll_memplan plan;
+        ll_memplan_compute(m, names[b], &pts, &eo, batch_tokens, &plan);
+        ll_memplan_human((double)plan.weights, b1, sizeof b1);
+        ll_memplan_human((double)plan.activations, b2, sizeof b2);
+        ll_memplan_human((double)plan.total, b3, sizeof b3);
+        char b4[32];
+        ll_memplan_human((double)plan.scratch, b4, sizeof b4);
+        printf("  %-5s weights %s (%s) + activations and lens %s + scratch %s = %s %s memory\n", names[b], b1,
+               b ? "as stored" : "float32", b2, b4, b3, b ? "device" : "host");
+    }
     ll_points_free(&pts);
     ll_model_files_close(m);
     return 0;

@@ -3,6 +3,7 @@
 #include "cli.h"
 #include "ll_engine.h"
 #include "ll_h5.h"
+#include "ll_memplan.h"
 #include "ll_progress.h"
 #include "ll_prompts.h"
 
@@ -341,6 +342,34 @@ int ll_cmd_run(int argc, char **argv) {
     if ((rc = ll_backend_open(o.backend, &bo, &be, &err))) {
         free(st_files), free(st_sha), free(pnames), free(all_ids);
         goto fail;
+    }
+    /* the memory plan, checked before anything is uploaded */
+    {
+        ll_engine_opts peo = {.topk = o.topk, .save_hidden = o.save_hidden, .probs_nv = ps.mode ? pvocab_n : 0,
+                              .probs_vocab = pvocab, .max_probs_rows = max_rows};
+        ll_memplan plan;
+        size_t free_b = 0, total_b = 0;
+        ll_memplan_compute(mf, be->ops->name, &pts, &peo, max_T, &plan);
+        if (be->ops->mem_info(be, &free_b, &total_b) != LL_OK) free_b = 0;
+        /* LOGITLENS_MEMORY_LIMIT (bytes) caps what a run may plan for, e.g. on a shared node */
+        const char *lim = getenv("LOGITLENS_MEMORY_LIMIT");
+        int64_t limit;
+        if (lim && *lim && !ll_parse_int(lim, 1, INT64_MAX, &limit) && (free_b == 0 || (size_t)limit < free_b))
+            free_b = (size_t)limit;
+        if (free_b > 0 && plan.total > free_b) {
+            char need[32], have[32], wb[32], ab[32];
+            ll_memplan_human((double)plan.total, need, sizeof need);
+            ll_memplan_human((double)free_b, have, sizeof have);
+            ll_memplan_human((double)plan.weights, wb, sizeof wb);
+            ll_memplan_human((double)plan.activations, ab, sizeof ab);
+            free(st_files), free(st_sha), free(pnames), free(all_ids);
+            rc = ll_fail(&err, LL_ERR_NOMEM,
+                         "model %s does not fit the %s backend: needs %s (weights %s, activations for batches of "
+                         "%lld tokens %s, scratch) but %s (%zu bytes) are available; lower --batch-tokens or use a "
+                         "larger device",
+                         o.model, be->ops->name, need, wb, (long long)max_T, ab, have, free_b);
+            goto fail;
+        }
     }
     ll_h5_meta meta = {
         .path = o.out, .command_line = ll_command_line, .created = created, .model_path = o.model,

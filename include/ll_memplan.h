@@ -1,0 +1,23 @@
+/* ll_memplan.h: the memory a run needs on a backend, computed before anything is loaded, so that a run
+ * that cannot fit stops with the required and available bytes instead of failing halfway. */
+#ifndef LL_MEMPLAN_H
+#define LL_MEMPLAN_H
+
+#include "ll_engine.h"
+#include "ll_model.h"
+
+typedef struct ll_memplan {
+    size_t weights;     /* weights as the backend keeps them (CPU: float32; CUDA: as stored) */
+    size_t activations; /* forward and lens buffers for a batch of max_T tokens */
+    size_t scratch;     /* the backend's own bounded buffers (lens vocabulary tiles, GEMM workspace) */
+    size_t total;
+} ll_memplan;
+
+/* backend: "cpu" or "cuda". */
+void ll_memplan_compute(const ll_model_files *m, const char *backend, const ll_points *p, const ll_engine_opts *o,
+                        int64_t max_T, ll_memplan *out);
+
+/* Formats bytes as "1.23 GiB". */
+void ll_memplan_human(double bytes, char *buf, size_t cap);
+
+#endif
