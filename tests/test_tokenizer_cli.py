@@ -90,6 +90,13 @@ def test_config_bos_eos_flags(synth, tmp_path):
     assert ids == base[1:] + [2]
     ids, _ = _text(str(d), "city", "--no-special")
     assert ids == base[1:]
+    # transformers also writes special tokens as AddedToken objects
+    cfg["add_bos_token"] = True
+    cfg["bos_token"] = {"__type": "AddedToken", "content": "<s>", "lstrip": False, "normalized": False,
+                        "rstrip": False, "single_word": False}
+    (d / "tokenizer_config.json").write_text(json.dumps(cfg))
+    ids, _ = _text(str(d), "city")
+    assert ids == base + [2]
 
 
 def test_help():

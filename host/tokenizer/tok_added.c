@@ -133,7 +133,7 @@ ll_status tok_added_parse(ll_tokenizer *tk, const cJSON *arr, const char *path, 
             } else {
                 tok_buf nb = {0};
                 if (tk->norm) {
-                    ll_status st = tok_normalizer_apply(tk->norm, t->content, t->len, &nb, err);
+                    ll_status st = tok_normalizer_apply(tk->norm, t->content, t->len, &nb, NULL, err);
                     if (st) {
                         tok_buf_free(&nb);
                         return ll_fail_prefix(err, st, "%s: normalizing added token '%s'", path, t->content);

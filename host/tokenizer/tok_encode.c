@@ -36,12 +36,13 @@ ll_status ll_tokenizer_encode(ll_tokenizer *tk, const char *text, size_t len, in
                 continue;
             }
             size_t off = b1->n;
+            int lead_kept = 1;
             if (tk->norm) {
-                if ((st = tok_normalizer_apply(tk->norm, b0->p + p->off, p->len, b1, err))) return st;
+                if ((st = tok_normalizer_apply(tk->norm, b0->p + p->off, p->len, b1, &lead_kept, err))) return st;
             } else if (tok_buf_append(b1, b0->p + p->off, p->len)) {
                 return nomem(err);
             }
-            if (tok_added_split(&tk->added, &tk->added.norm, b1->p, off, b1->n - off, p->at_start, p1))
+            if (tok_added_split(&tk->added, &tk->added.norm, b1->p, off, b1->n - off, p->at_start && lead_kept, p1))
                 return nomem(err);
         }
         cur_b = b1;

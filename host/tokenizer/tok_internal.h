@@ -172,8 +172,12 @@ typedef struct tok_normalizer {
 } tok_normalizer;
 
 ll_status tok_normalizer_parse(tok_normalizer *nz, const cJSON *j, const char *where, ll_err *err);
-/* Normalizes s[0..n) (valid UTF-8) appending to out (valid UTF-8). */
-ll_status tok_normalizer_apply(tok_normalizer *nz, const char *s, size_t n, tok_buf *out, ll_err *err);
+/* Normalizes s[0..n) (valid UTF-8) appending to out (valid UTF-8). *lead_kept (may be NULL) tells
+ * whether the first output character is aligned with the first input character (0 when Strip,
+ * StripAccents or an empty Replace removed leading characters): `tokenizers` then no longer sees the
+ * piece as starting at its original offset, which Metaspace's prepend_scheme "first" depends on. */
+ll_status tok_normalizer_apply(tok_normalizer *nz, const char *s, size_t n, tok_buf *out, int *lead_kept,
+                               ll_err *err);
 void tok_normalizer_free(tok_normalizer *nz);
 
 /* ---- pre-tokenizers (tok_pretok.c) ---- */

@@ -105,22 +105,25 @@ static int lowercase(const char *s, size_t n, tok_buf *out) {
     return 0;
 }
 
-static int strip_accents(const char *s, size_t n, tok_buf *out) {
-    size_t i = 0;
+static int strip_accents(const char *s, size_t n, tok_buf *out, int *lead_kept) {
+    size_t i = 0, start = out->n;
+    *lead_kept = 1;
     while (i < n) {
         int32_t cp;
         size_t l = tok_utf8_decode((const uint8_t *)s + i, n - i, &cp);
         if (!l) return -1;
         utf8proc_category_t c = utf8proc_category(cp);
-        if (c != UTF8PROC_CATEGORY_MN && c != UTF8PROC_CATEGORY_MC && c != UTF8PROC_CATEGORY_ME &&
-            tok_buf_append(out, s + i, l))
-            return -1;
+        if (c != UTF8PROC_CATEGORY_MN && c != UTF8PROC_CATEGORY_MC && c != UTF8PROC_CATEGORY_ME) {
+            if (tok_buf_append(out, s + i, l)) return -1;
+        } else if (out->n == start) {
+            *lead_kept = 0;
+        }
         i += l;
     }
     return 0;
 }
 
-static int strip(const char *s, size_t n, int left, int right, tok_buf *out) {
+static int strip(const char *s, size_t n, int left, int right, tok_buf *out, int *lead_kept) {
     size_t a = 0, b = n;
     int32_t cp;
     if (left)
@@ -137,12 +140,15 @@ static int strip(const char *s, size_t n, int left, int right, tok_buf *out) {
             if (!l || !tok_uni_is_whitespace(cp)) break;
             b = k;
         }
+    *lead_kept = a == 0;
     return tok_buf_append(out, s + a, b - a);
 }
 
-static ll_status replace(tok_normalizer *nz, const char *s, size_t n, tok_buf *out, ll_err *err) {
+static ll_status replace(tok_normalizer *nz, const char *s, size_t n, tok_buf *out, int *lead_kept, ll_err *err) {
     tok_spans sp = {0};
     int r = tok_regex_spans(&nz->re, s, n, 0, &sp, err);
+    /* A leading match replaced by nothing removes the first characters. */
+    *lead_kept = !(r == 0 && sp.n > 0 && sp.v[0].is_match && sp.v[0].start == 0 && sp.v[0].end > 0 && !nz->content_len);
     ll_status st = LL_OK;
     if (r == -1) st = LL_ERR_INPUT;
     else if (r == -2) st = ll_fail(err, LL_ERR_NOMEM, "normalizer: out of memory");
@@ -155,28 +161,33 @@ static ll_status replace(tok_normalizer *nz, const char *s, size_t n, tok_buf *o
     return st;
 }
 
-ll_status tok_normalizer_apply(tok_normalizer *nz, const char *s, size_t n, tok_buf *out, ll_err *err) {
-    int e = 0;
+ll_status tok_normalizer_apply(tok_normalizer *nz, const char *s, size_t n, tok_buf *out, int *lead_kept,
+                               ll_err *err) {
+    int e = 0, kept_local;
+    if (!lead_kept) lead_kept = &kept_local;
+    *lead_kept = 1;
     switch (nz->kind) {
     case TOK_NORM_NFC: return unicode_form(s, n, UTF8PROC_STABLE | UTF8PROC_COMPOSE, out, err);
     case TOK_NORM_NFD: return unicode_form(s, n, UTF8PROC_STABLE | UTF8PROC_DECOMPOSE, out, err);
     case TOK_NORM_NFKC: return unicode_form(s, n, UTF8PROC_STABLE | UTF8PROC_COMPOSE | UTF8PROC_COMPAT, out, err);
     case TOK_NORM_NFKD: return unicode_form(s, n, UTF8PROC_STABLE | UTF8PROC_DECOMPOSE | UTF8PROC_COMPAT, out, err);
     case TOK_NORM_LOWERCASE: e = lowercase(s, n, out); break;
-    case TOK_NORM_STRIP_ACCENTS: e = strip_accents(s, n, out); break;
-    case TOK_NORM_STRIP: e = strip(s, n, nz->strip_left, nz->strip_right, out); break;
+    case TOK_NORM_STRIP_ACCENTS: e = strip_accents(s, n, out, lead_kept); break;
+    case TOK_NORM_STRIP: e = strip(s, n, nz->strip_left, nz->strip_right, out, lead_kept); break;
     case TOK_NORM_PREPEND:
         if (n) e = tok_buf_append(out, nz->content, nz->content_len);
         if (!e) e = tok_buf_append(out, s, n);
         break;
-    case TOK_NORM_REPLACE: return replace(nz, s, n, out, err);
+    case TOK_NORM_REPLACE: return replace(nz, s, n, out, lead_kept, err);
     case TOK_NORM_SEQUENCE: {
         /* Ping-pong between two scratch buffers; the last step writes to out. */
         tok_buf a = {0}, b = {0};
         if (tok_buf_append(&a, s, n)) e = 1;
         for (size_t i = 0; !e && i < nz->n_subs; i++) {
             b.n = 0;
-            ll_status st = tok_normalizer_apply(&nz->subs[i], a.p, a.n, &b, err);
+            int kept = 1;
+            ll_status st = tok_normalizer_apply(&nz->subs[i], a.p, a.n, &b, &kept, err);
+            *lead_kept &= kept;
             if (st) {
                 tok_buf_free(&a);
                 tok_buf_free(&b);

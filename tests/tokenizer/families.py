@@ -24,7 +24,8 @@ EXTRA_TOKENS = [
 EXTRA_STRINGS = ["<|sep|>", "[MASK]", " [MASK] ", "newword", "NEWWORD", "ＡＢ", "ab", "xyz", "axyz", "xyz1",
                  "New York", "new york"]
 
-FAMILIES = ["gpt2", "gpt2_prefix", "llama3", "sentencepiece", "llama2_meta", "metaspace", "nfkc", "bert", "splitmix"]
+FAMILIES = ["gpt2", "gpt2_prefix", "llama3", "sentencepiece", "llama2_meta", "metaspace", "metaspace_strip", "nfkc",
+            "bert", "splitmix"]
 SPECIALS = {
     "gpt2": ["<|endoftext|>"],
     "gpt2_prefix": ["<s>", "</s>", "<pad>"],
@@ -32,6 +33,7 @@ SPECIALS = {
     "sentencepiece": ["<unk>", "<s>", "</s>"],
     "llama2_meta": ["<unk>", "<s>", "</s>"],
     "metaspace": ["<unk>", "<s>", "</s>"],
+    "metaspace_strip": ["<unk>", "<s>", "</s>"],
     "nfkc": ["[UNK]", "[CLS]", "[SEP]"],
     "bert": ["[UNK]", "[CLS]", "[SEP]"],
     "splitmix": ["<unk>", "<eos>"],
@@ -166,6 +168,13 @@ def build(family):
                                         end_of_word_suffix="</w>", show_progress=False))
         tok.post_processor = processors.TemplateProcessing(single="$A <eos>", pair="$A <eos> $B <eos>",
                                                            special_tokens=[("<eos>", tok.token_to_id("<eos>"))])
+    elif family == "metaspace_strip":
+        # Normalizers that remove leading characters: Metaspace "first" then no longer prepends (the piece no
+        # longer starts at original offset 0); "^" is a line anchor in tokenizers' regex syntax.
+        tok = build("metaspace")
+        tok.normalizer = normalizers.Sequence([normalizers.Strip(left=True, right=False), normalizers.StripAccents(),
+                                               normalizers.Replace(Regex("^x+"), "")])
+        return tok
     else:
         raise ValueError(family)
     tok.add_tokens(EXTRA_TOKENS)
