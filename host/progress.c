@@ -3,6 +3,7 @@
 #include "ll_progress.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -20,6 +21,14 @@ void ll_progress_start(ll_progress *p, int64_t total, const char *what, int quie
     p->tty = isatty(2);
     p->printed = 0;
     p->what = what;
+    p->delay = 1.0;
+    p->interval = 10.0;
+    const char *env = getenv("LOGITLENS_PROGRESS_DELAY");
+    if (env && *env) {
+        char *end;
+        double v = strtod(env, &end);
+        if (!*end && v >= 0) p->delay = p->interval = v;
+    }
 }
 
 static void fmt_dur(double s, char *buf, size_t cap) {
@@ -51,12 +60,12 @@ static void print_line(ll_progress *p, int64_t done, int final) {
 void ll_progress_update(ll_progress *p, int64_t done) {
     if (p->quiet) return;
     double now = ll_now();
-    if (now - p->t0 < 1.0) return;
-    if (now - p->last_print < (p->tty ? 0.2 : 10.0) && p->printed) return;
+    if (now - p->t0 < p->delay) return;
+    if (now - p->last_print < (p->tty ? 0.2 : p->interval) && p->printed) return;
     print_line(p, done, 0);
 }
 
 void ll_progress_finish(ll_progress *p, int64_t done) {
-    if (p->quiet || ll_now() - p->t0 < 1.0) return;
+    if (p->quiet || ll_now() - p->t0 < p->delay) return;
     print_line(p, done, 1);
 }

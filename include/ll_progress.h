@@ -12,6 +12,8 @@ typedef struct ll_progress {
     int tty;            /* stderr is a terminal: redraw one line */
     int printed;
     const char *what;   /* "tokens" */
+    double delay;       /* silent for this long (1 s; LOGITLENS_PROGRESS_DELAY overrides) */
+    double interval;    /* seconds between lines when stderr is not a terminal (10 s, or the override) */
 } ll_progress;
 
 double ll_now(void);

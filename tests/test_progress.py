@@ -1,0 +1,30 @@
+"""Progress on long runs: rate and ETA on stderr (here forced by LOGITLENS_PROGRESS_DELAY=0, one batch per
+prompt), silent with --quiet, and silent for runs shorter than the delay."""
+import os
+import re
+import subprocess
+
+from conftest import write_jsonl
+
+
+def _run(ll, model, prompts, out, extra_env, *args):
+    env = dict(os.environ, **extra_env)
+    return subprocess.run([ll.path, "run", "--model", model, "--prompts", str(prompts), "--out", str(out),
+                           "--batch-tokens", "4", "--backend", "cpu", *args], env=env, capture_output=True,
+                          text=True, timeout=300)
+
+
+def test_progress_lines_with_rate_and_eta(ll, tmp_path):
+    model = ll.synth(arch="gpt2", layers=2, d_model=32, heads=2, vocab=300, ctx=32, tokenizer="none")
+    prompts = tmp_path / "p.jsonl"
+    write_jsonl(prompts, [[1, 2, 3, 4]] * 6)
+    p = _run(ll, model, prompts, tmp_path / "a.h5", {"LOGITLENS_PROGRESS_DELAY": "0"})
+    assert p.returncode == 0, p.stderr
+    lines = [l for l in p.stderr.splitlines() if "tokens/s" in l]
+    assert len(lines) >= 3, p.stderr
+    assert re.search(r"\d+/24 tokens \(\d+%\)\s+[0-9.]+ tokens/s\s+elapsed \S+\s+ETA \S+", lines[0]), lines[0]
+    assert re.search(r"24/24 tokens \(100%\) in \S+, [0-9.]+ tokens/s", lines[-1]), lines[-1]
+    q = _run(ll, model, prompts, tmp_path / "b.h5", {"LOGITLENS_PROGRESS_DELAY": "0"}, "--quiet")
+    assert q.returncode == 0 and q.stderr == "", q.stderr
+    s = _run(ll, model, prompts, tmp_path / "c.h5", {"LOGITLENS_PROGRESS_DELAY": "1000"})
+    assert s.returncode == 0 and "tokens/s" not in s.stderr, s.stderr
