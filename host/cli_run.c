@@ -417,6 +417,10 @@ int ll_cmd_run(int argc, char **argv) {
 
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
+    /* test hook: deliver SIGINT to ourselves after this many batches (tests/test_interrupt.py) */
+    const char *sig_after = getenv("LOGITLENS_TEST_SIGINT_AFTER_BATCHES");
+    int64_t sig_after_n = -1, n_batches = 0;
+    if (sig_after && ll_parse_int(sig_after, 0, INT32_MAX, &sig_after_n)) sig_after_n = -1;
     ll_progress prog;
     ll_progress_start(&prog, total_tokens, "tokens", o.quiet);
     int64_t done = 0;
@@ -468,9 +472,10 @@ int ll_cmd_run(int argc, char **argv) {
         if (rc) break;
         first += np;
         done += T;
+        if (++n_batches == sig_after_n) raise(SIGINT);
         ll_progress_update(&prog, done);
         if (interrupted) {
-            rc = ll_fail(&err, LL_ERR_IO, "interrupted by signal %d after %lld of %lld tokens; no output written",
+            rc = ll_fail(&err, LL_ERR_INTERRUPTED, "interrupted by signal %d after %lld of %lld tokens; no output written",
                          (int)interrupted, (long long)done, (long long)total_tokens);
             break;
         }

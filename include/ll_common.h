@@ -21,6 +21,7 @@ typedef enum ll_status {
     LL_ERR_NOMEM = 4,    /* host or device memory exhausted */
     LL_ERR_BACKEND = 5,  /* backend not available or failed (CUDA, cuBLAS, ...) */
     LL_ERR_INTERNAL = 6, /* invariant broken: a bug */
+    LL_ERR_INTERRUPTED = 7, /* stopped by SIGINT or SIGTERM */
 } ll_status;
 
 #define LL_ERR_MSG_MAX 1024

@@ -1,0 +1,20 @@
+"""An interrupted run (SIGINT between batches) stops with exit code 130, says so in one line, and leaves
+neither the output file nor its temporary file behind."""
+import os
+import subprocess
+
+from conftest import write_jsonl
+
+
+def test_sigint_leaves_no_output(ll, tmp_path):
+    model = ll.synth(arch="llama", layers=2, d_model=32, heads=4, vocab=300, ctx=32, tokenizer="none")
+    prompts = tmp_path / "p.jsonl"
+    write_jsonl(prompts, [[1, 2, 3]] * 5)
+    out = tmp_path / "out.h5"
+    env = dict(os.environ, LOGITLENS_TEST_SIGINT_AFTER_BATCHES="2")
+    p = subprocess.run([ll.path, "run", "--model", model, "--prompts", str(prompts), "--out", str(out),
+                        "--batch-tokens", "3", "--backend", "cpu", "--quiet"], env=env, capture_output=True,
+                       text=True, timeout=300)
+    assert p.returncode == 130, p.stderr
+    assert p.stderr.strip() == "logitlens run: interrupted by signal 2 after 6 of 15 tokens; no output written"
+    assert list(tmp_path.iterdir()) == [prompts], list(tmp_path.iterdir())
