@@ -32,7 +32,6 @@ static size_t engine_buffers(const ll_config *c, const ll_points *p, const ll_en
         {e ? &e->ff2 : NULL, c->mlp == LL_MLP_SWIGLU ? (size_t)(T * c->d_ff) * 4 : 0},
         {e ? &e->xf : NULL, (size_t)(T * d) * 4},
         {e ? &e->pts : NULL, (size_t)(R * d) * 4},
-        {e ? &e->xn : NULL, (size_t)(R * d) * 4},
         {e ? &e->tgt_rows : NULL, (size_t)R * 4},
         {e ? &e->zt : NULL, (size_t)R * 4},
         {e ? &e->lse : NULL, (size_t)R * 4},
@@ -75,7 +74,7 @@ void ll_engine_free(ll_engine *e) {
     if (!e) return;
     void **bufs[] = {(void **)&e->ids, (void **)&e->pos, (void **)&e->off, (void **)&e->x, (void **)&e->h,
                      (void **)&e->qkv, (void **)&e->att, (void **)&e->a, (void **)&e->m, (void **)&e->ff,
-                     (void **)&e->ff2, (void **)&e->xf, (void **)&e->pts, (void **)&e->xn, (void **)&e->tgt_rows,
+                     (void **)&e->ff2, (void **)&e->xf, (void **)&e->pts, (void **)&e->tgt_rows,
                      (void **)&e->zt, (void **)&e->lse, (void **)&e->ent, (void **)&e->kl, (void **)&e->rank,
                      (void **)&e->topk_ids, (void **)&e->topk_probs, (void **)&e->zt_f, (void **)&e->lse_f,
                      (void **)&e->ent_f, (void **)&e->topk_probs_f, (void **)&e->topk_ids_f, (void **)&e->rank_f,
@@ -115,7 +114,8 @@ ll_status ll_engine_init(ll_backend *be, const ll_config *c, const ll_weights *w
         }
     }
     int64_t R = (int64_t)p->n * max_T, k = o->topk, d = c->d_model;
-    int64_t wide = k > d ? k : d;
+    int64_t wide = k > 3 ? k : 3;
+    if (o->save_hidden && d > wide) wide = d;
     int64_t nsel = o->probs_nv > 0 ? (int64_t)p->n * o->max_probs_rows : 0;
     e->h_tgt_rows = ll_malloc_array((size_t)R, 4);
     e->h_buf = ll_malloc_array((size_t)R, (size_t)wide * 4);

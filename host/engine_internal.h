@@ -24,8 +24,7 @@ struct ll_engine {
     float *m;            /* [T, d] MLP block output */
     float *ff, *ff2;     /* [T, d_ff] MLP hidden (ff2: SwiGLU's up projection) */
     float *xf;           /* [T, d] final norm of the last layer's output: the model's own output rows */
-    float *pts;          /* [P, T, d] captured points, point-major */
-    float *xn;           /* [P, T, d] captured points after the final norm */
+    float *pts;          /* [P, T, d] captured points, point-major; the lens normalizes them in place */
     int32_t *tgt_rows;   /* [P T] target id of each lens row */
     float *zt, *lse, *ent, *kl;   /* [P T] */
     int32_t *rank;       /* [P T] */
@@ -40,7 +39,7 @@ struct ll_engine {
     int32_t *vsel;       /* [nv] vocabulary subset or NULL */
     /* host scratch */
     int32_t *h_tgt_rows; /* [P T] */
-    float *h_buf;        /* [P T max(k, d)] download staging */
+    float *h_buf;        /* [P T max(k, 3, d if hidden is saved)] download staging */
     int32_t *h_ibuf;     /* [P T k] */
     uint16_t *h_probs;   /* [P max_probs_rows, nv] */
 };

@@ -1,7 +1,8 @@
 /* lens.c: the logit lens over every captured point of a batch, through the backend's lens ops.
  *
  * Rows are point-major (row r = point * T + token). Steps:
- *  1. xn = FinalNorm(points), each row with its own statistics;
+ *  1. xn = FinalNorm(points), each row with its own statistics, in place (the raw rows are downloaded
+ *     first when --save-hidden asks for them);
  *  2. the final rows xf (the model's own output rows) go through one lens pass for their log-sum-exp
  *     and entropy, then lens_expect gives u_t = W_U^T p_final(t) and p_final(t) . b;
  *  3. zt = target logit of each row, then one pass over the vocabulary for all rows: LSE, entropy,
@@ -30,8 +31,18 @@ ll_status ll_engine_lens(ll_engine *e, const ll_batch *b, const int64_t *probs_r
     ll_status rc;
     LL_ASSERT(n_probs_rows <= e->o.max_probs_rows || e->o.probs_nv == 0);
 
+    /* the raw residual rows first: step 1 normalizes them in place */
+    float *hb = e->h_buf;
+    int32_t *ib = e->h_ibuf;
+    if (out->hidden) {
+        CHECK(be->ops->download(be, hb, e->pts, (size_t)(R * d) * 4));
+        for (int64_t p = 0; p < P; p++)
+            for (int64_t t = 0; t < T; t++)
+                memcpy(out->hidden + (t * P + p) * d, hb + (p * T + t) * d, (size_t)d * 4);
+    }
     /* 1 */
-    if ((rc = ll_engine_norm(e, e->xn, e->pts, ll_weights_global(e->w, LL_GW_FINAL_NORM),
+    float *xn = e->pts;
+    if ((rc = ll_engine_norm(e, xn, e->pts, ll_weights_global(e->w, LL_GW_FINAL_NORM),
                              ll_weights_global(e->w, LL_GW_FINAL_NORM_B), R, err)))
         return rc;
     /* 2: the model's own output distribution */
@@ -45,17 +56,15 @@ ll_status ll_engine_lens(ll_engine *e, const ll_batch *b, const int64_t *probs_r
     /* 3 */
     for (int64_t p = 0; p < P; p++) memcpy(e->h_tgt_rows + p * T, b->target, (size_t)T * 4);
     CHECK(be->ops->upload(be, e->tgt_rows, e->h_tgt_rows, (size_t)R * 4));
-    CHECK(be->ops->lens_target_logits(be, e->zt, e->xn, wu, bu, e->tgt_rows, R, d));
-    ll_lens_pass_args a = {.x = e->xn, .wu = wu, .bu = bu, .zt = e->zt, .target = e->tgt_rows, .R = R, .d = d,
+    CHECK(be->ops->lens_target_logits(be, e->zt, xn, wu, bu, e->tgt_rows, R, d));
+    ll_lens_pass_args a = {.x = xn, .wu = wu, .bu = bu, .zt = e->zt, .target = e->tgt_rows, .R = R, .d = d,
                            .V = V, .k = k, .lse = e->lse, .entropy = e->ent, .topk_ids = e->topk_ids,
                            .topk_probs = e->topk_probs, .rank = e->rank};
     CHECK(be->ops->lens_pass(be, &a));
     /* 4 */
-    CHECK(be->ops->lens_kl(be, e->kl, e->xn, wu, e->u, e->pb, e->ent_f, e->lse, R, T, d));
+    CHECK(be->ops->lens_kl(be, e->kl, xn, wu, e->u, e->pb, e->ent_f, e->lse, R, T, d));
 
     /* Download and transpose to token-major [T, P, ...]. */
-    float *hb = e->h_buf;
-    int32_t *ib = e->h_ibuf;
     CHECK(be->ops->download(be, ib, e->topk_ids, (size_t)(R * k) * 4));
     for (int64_t p = 0; p < P; p++)
         for (int64_t t = 0; t < T; t++)
@@ -90,12 +99,12 @@ ll_status ll_engine_lens(ll_engine *e, const ll_batch *b, const int64_t *probs_r
         for (int64_t p = 0; p < P; p++)
             for (int64_t j = 0; j < ns; j++) {
                 int64_t src = p * T + probs_rows[j];
-                CHECK(be->ops->copy(be, e->xsel + (p * ns + j) * d, e->xn + src * d, (size_t)d * 4));
+                CHECK(be->ops->copy(be, e->xsel + (p * ns + j) * d, xn + src * d, (size_t)d * 4));
             }
         /* the gathered rows' LSE values (downloaded above to hb[R..2R)) go to the device through zt,
          * which is free again */
         float *lse_sel = hb + 2 * R;
-        LL_ASSERT(2 * R + rows <= R * (k > d ? k : d));
+        LL_ASSERT(rows <= R); /* h_buf holds at least 3R floats */
         for (int64_t p = 0; p < P; p++)
             for (int64_t j = 0; j < ns; j++) lse_sel[p * ns + j] = hb[R + p * T + probs_rows[j]];
         CHECK(be->ops->upload(be, e->zt, lse_sel, (size_t)rows * 4));
@@ -105,13 +114,6 @@ ll_status ll_engine_lens(ll_engine *e, const ll_batch *b, const int64_t *probs_r
         for (int64_t p = 0; p < P; p++)
             for (int64_t j = 0; j < ns; j++)
                 memcpy(out->probs + (j * P + p) * nv, e->h_probs + (p * ns + j) * nv, (size_t)nv * 2);
-    }
-    /* last: the staging buffer is overwritten (the LSE values above are no longer needed) */
-    if (out->hidden) {
-        CHECK(be->ops->download(be, hb, e->pts, (size_t)(R * d) * 4));
-        for (int64_t p = 0; p < P; p++)
-            for (int64_t t = 0; t < T; t++)
-                memcpy(out->hidden + (t * P + p) * d, hb + (p * T + t) * d, (size_t)d * 4);
     }
     return LL_OK;
 }
