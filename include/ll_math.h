@@ -91,10 +91,13 @@ LL_HD uint16_t ll_f32_to_f16(float f) {
 
 /* ---- activations ----------------------------------------------------------------------------- */
 
-/* GPT-2's "gelu_new": 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))). */
+/* GPT-2's "gelu_new": 0.5 x (1 + tanh(u)), u = sqrt(2/pi) (x + 0.044715 x^3), computed through the
+ * identity 0.5 (1 + tanh(u)) = 1 / (1 + exp(-2u)): one expf instead of tanhf (whose expm1f made GELU ~8%
+ * of a CPU run), and no cancellation: the result keeps a few ulp of relative accuracy for every x
+ * (exp overflowing to +inf for very negative x gives the correct -0). */
 LL_HD float ll_gelu_tanh(float x) {
-    const float k = 0.7978845608028654f;
-    return 0.5f * x * (1.0f + tanhf(k * (x + 0.044715f * x * x * x)));
+    const float k2 = 2.0f * 0.7978845608028654f;
+    return x / (1.0f + expf(-k2 * (x + 0.044715f * x * x * x)));
 }
 
 /* Exact GELU: 0.5 x (1 + erf(x / sqrt 2)) (GPT-NeoX's "gelu"). */

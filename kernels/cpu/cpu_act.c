@@ -3,7 +3,7 @@
  * Math: GELU (tanh approximation "gelu_new", or exact erf) from ll_math.h, so both backends run the
  * same per-element formula; swiglu y = silu(gate) * up; add y += x. Layout: flat arrays of n floats;
  * swiglu's y may alias gate (each element is read before it is written). Precision: float32 per
- * element, as ll_math.h (tanhf, erff, expf: about one ulp each). Threads: OpenMP over elements above
+ * element, as ll_math.h (expf, erff: about one ulp each). Threads: OpenMP over elements above
  * 32768 of them; deterministic. Test: tests/c/test_cpu_ops.c ("gelu_tanh", "gelu_erf", "swiglu", "add"). */
 #include "cpu_internal.h"
 
