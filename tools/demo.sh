@@ -8,10 +8,7 @@ mkdir -p "$OUT"
 echo "== logitlens synth: a random 4-layer GPT-2-style model in the Hugging Face layout ($OUT/model)"
 "$BIN" synth --arch gpt2 --layers 4 --d-model 96 --heads 4 --vocab 1024 --ctx 128 --seed 7 --out "$OUT/model"
 "$BIN" inspect "$OUT/model" | head -16
-cat > "$OUT/prompts.jsonl" <<'JSONL'
-{"prompt": "The Eiffel Tower is in the city of", "target": " Paris"}
-{"prompt": "The capital of the United Kingdom is", "target": " London"}
-JSONL
+head -n 2 configs/prompts/capitals.jsonl > "$OUT/prompts.jsonl"
 echo
 echo "== logitlens run: the lens on every layer, written to $OUT/run.h5"
 "$BIN" run --model "$OUT/model" --prompts "$OUT/prompts.jsonl" --points embed,mid,post --out "$OUT/run.h5"
