@@ -2,6 +2,7 @@
 #include "args.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -20,6 +21,35 @@ int ll_arg_value(int argc, char **argv, int *i, const char *name, const char **v
 }
 
 int ll_arg_flag(char **argv, int i, const char *name) { return !strcmp(argv[i], name); }
+
+int ll_parse_int_list(const char *s, int64_t lo, int64_t hi, int64_t **out, int64_t *n, char *bad, size_t badcap) {
+    size_t cap = 1;
+    for (const char *c = s; *c; c++) cap += *c == ',';
+    int64_t *v = malloc(cap * sizeof *v);
+    *out = NULL;
+    *n = 0;
+    if (!v) return -3;
+    char buf[32];
+    for (const char *c = s; *c;) {
+        size_t len = strcspn(c, ",");
+        if (len == 0 || len >= sizeof buf) {
+            free(v);
+            return -1;
+        }
+        memcpy(buf, c, len);
+        buf[len] = 0;
+        if (ll_parse_int(buf, lo, hi, &v[*n])) {
+            snprintf(bad, badcap, "%s", buf);
+            free(v);
+            return -2;
+        }
+        (*n)++;
+        c += len;
+        if (*c == ',') c++;
+    }
+    *out = v;
+    return 0;
+}
 
 int ll_parse_int(const char *s, int64_t lo, int64_t hi, int64_t *out) {
     if (!s || !*s) return -1;

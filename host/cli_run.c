@@ -46,25 +46,13 @@ static ll_status parse_probs_sel(const char *s, probs_sel *ps, ll_err *err) {
     else if (!strcmp(s, "all")) ps->mode = 2;
     else {
         ps->mode = 3;
-        int cap = 1;
-        for (const char *c = s; *c; c++) cap += *c == ',';
-        ps->pos = malloc(sizeof *ps->pos * (size_t)cap);
-        if (!ps->pos) return ll_fail(err, LL_ERR_NOMEM, "out of memory");
-        char buf[32];
-        const char *c = s;
-        while (*c) {
-            size_t len = strcspn(c, ",");
-            int64_t v;
-            if (len == 0 || len >= sizeof buf)
-                return ll_fail(err, LL_ERR_USAGE, "--save-probs '%s': expected last, all or a comma list of positions", s);
-            memcpy(buf, c, len);
-            buf[len] = 0;
-            if (ll_parse_int(buf, -(1LL << 40), 1LL << 40, &v))
-                return ll_fail(err, LL_ERR_USAGE, "--save-probs '%s': '%s' is not a position", s, buf);
-            ps->pos[ps->n_pos++] = v;
-            c += len;
-            if (*c == ',') c++;
-        }
+        char bad[32];
+        int64_t n;
+        int r = ll_parse_int_list(s, -(1LL << 40), 1LL << 40, &ps->pos, &n, bad, sizeof bad);
+        if (r == -3) return ll_fail(err, LL_ERR_NOMEM, "out of memory");
+        if (r == -2) return ll_fail(err, LL_ERR_USAGE, "--save-probs '%s': '%s' is not a position", s, bad);
+        if (r) return ll_fail(err, LL_ERR_USAGE, "--save-probs '%s': expected last, all or a comma list of positions", s);
+        ps->n_pos = (int)n;
     }
     return LL_OK;
 }
@@ -85,34 +73,23 @@ static int probs_selected(const probs_sel *ps, int64_t j, int64_t n) {
 }
 
 static ll_status parse_id_list(const char *s, int64_t V, int32_t **out, int64_t *n, ll_err *err) {
-    int64_t cap = 1;
-    for (const char *c = s; *c; c++) cap += *c == ',';
-    int32_t *v = ll_malloc_array((size_t)cap, 4);
-    if (!v) return ll_fail(err, LL_ERR_NOMEM, "out of memory");
-    *n = 0;
-    const char *c = s;
-    char buf[32];
-    while (*c) {
-        size_t len = strcspn(c, ",");
-        int64_t x;
-        if (len == 0 || len >= sizeof buf) {
-            free(v);
-            return ll_fail(err, LL_ERR_USAGE, "--probs-vocab '%s': expected a comma list of token ids", s);
-        }
-        memcpy(buf, c, len);
-        buf[len] = 0;
-        if (ll_parse_int(buf, 0, V - 1, &x)) {
-            free(v);
-            return ll_fail(err, LL_ERR_USAGE, "--probs-vocab: '%s' is not a token id in 0..%lld", buf, (long long)V - 1);
-        }
-        v[(*n)++] = (int32_t)x;
-        c += len;
-        if (*c == ',') c++;
-    }
+    int64_t *ids;
+    char bad[32];
+    int r = ll_parse_int_list(s, 0, V - 1, &ids, n, bad, sizeof bad);
+    if (r == -3) return ll_fail(err, LL_ERR_NOMEM, "out of memory");
+    if (r == -2) return ll_fail(err, LL_ERR_USAGE, "--probs-vocab: '%s' is not a token id in 0..%lld", bad, (long long)V - 1);
+    if (r) return ll_fail(err, LL_ERR_USAGE, "--probs-vocab '%s': expected a comma list of token ids", s);
     if (*n == 0) {
-        free(v);
+        free(ids);
         return ll_fail(err, LL_ERR_USAGE, "--probs-vocab: empty list");
     }
+    int32_t *v = ll_malloc_array((size_t)*n, 4);
+    if (!v) {
+        free(ids);
+        return ll_fail(err, LL_ERR_NOMEM, "out of memory");
+    }
+    for (int64_t i = 0; i < *n; i++) v[i] = (int32_t)ids[i];
+    free(ids);
     *out = v;
     return LL_OK;
 }
@@ -193,6 +170,8 @@ int ll_cmd_run(int argc, char **argv) {
     int32_t *bpos = NULL, *btgt = NULL;
     int64_t *boff = NULL, *blen = NULL, *brows = NULL;
     ll_lens_out res = {0};
+    const char **st_files = NULL, **st_sha = NULL, **pnames = NULL; /* HDF5 metadata arrays */
+    int32_t *all_ids = NULL;                                         /* probs_vocab_index without --probs-vocab */
 
     /* 1: options. Prompts from --prompt/--tokens are kept in command-line order. */
     for (int i = 1; i < argc; i++) {
@@ -316,13 +295,10 @@ int ll_cmd_run(int argc, char **argv) {
     time_t now = time(NULL);
     strftime(created, sizeof created, "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
     if (tk && (rc = vocab_build(tk, V, &vs, &err))) goto fail;
-    const char **st_files = calloc((size_t)mf->st->n_files, sizeof *st_files);
-    const char **st_sha = calloc((size_t)mf->st->n_files, sizeof *st_sha);
-    const char **pnames = calloc((size_t)pts.n, sizeof *pnames);
+    st_files = calloc((size_t)mf->st->n_files, sizeof *st_files);
+    st_sha = calloc((size_t)mf->st->n_files, sizeof *st_sha);
+    pnames = calloc((size_t)pts.n, sizeof *pnames);
     if (!st_files || !st_sha || !pnames) {
-        free(st_files);
-        free(st_sha);
-        free(pnames);
         rc = ll_fail(&err, LL_ERR_NOMEM, "out of memory");
         goto fail;
     }
@@ -331,7 +307,6 @@ int ll_cmd_run(int argc, char **argv) {
         st_sha[i] = mf->st->files[i].header_sha256;
     }
     for (int i = 0; i < pts.n; i++) pnames[i] = pts.names[i];
-    int32_t *all_ids = NULL;
     if (ps.mode && !pvocab) { /* probs_vocab_index covers every id */
         all_ids = ll_malloc_array((size_t)V, 4);
         if (all_ids)
@@ -340,16 +315,15 @@ int ll_cmd_run(int argc, char **argv) {
 
     ll_backend_opts bo = {.threads = o.threads, .device = o.device};
     if ((rc = ll_backend_open(o.backend, &bo, &be, &err))) {
-        free(st_files), free(st_sha), free(pnames), free(all_ids);
         goto fail;
     }
     /* the memory plan, checked before anything is uploaded */
+    ll_engine_opts eo = {.topk = o.topk, .save_hidden = o.save_hidden, .probs_nv = ps.mode ? pvocab_n : 0,
+                         .probs_vocab = pvocab, .max_probs_rows = max_rows};
     {
-        ll_engine_opts peo = {.topk = o.topk, .save_hidden = o.save_hidden, .probs_nv = ps.mode ? pvocab_n : 0,
-                              .probs_vocab = pvocab, .max_probs_rows = max_rows};
         ll_memplan plan;
         size_t free_b = 0, total_b = 0;
-        ll_memplan_compute(mf, be->ops->name, &pts, &peo, max_T, &plan);
+        ll_memplan_compute(mf, be->ops->name, &pts, &eo, max_T, &plan);
         if (be->ops->mem_info(be, &free_b, &total_b) != LL_OK) free_b = 0;
         /* LOGITLENS_MEMORY_LIMIT (bytes) caps what a run may plan for, e.g. on a shared node */
         const char *lim = getenv("LOGITLENS_MEMORY_LIMIT");
@@ -362,7 +336,6 @@ int ll_cmd_run(int argc, char **argv) {
             ll_memplan_human((double)free_b, have, sizeof have);
             ll_memplan_human((double)plan.weights, wb, sizeof wb);
             ll_memplan_human((double)plan.activations, ab, sizeof ab);
-            free(st_files), free(st_sha), free(pnames), free(all_ids);
             rc = ll_fail(&err, LL_ERR_NOMEM,
                          "model %s does not fit the %s backend: needs %s (weights %s, activations for batches of "
                          "%lld tokens %s, scratch) but %s (%zu bytes) are available; lower --batch-tokens or use a "
@@ -382,17 +355,11 @@ int ll_cmd_run(int argc, char **argv) {
         .vocab_bytes = (const uint8_t *const *)vs.bytes, .vocab_bytes_len = vs.len};
     rc = (ps.mode && !pvocab && !all_ids) ? ll_fail(&err, LL_ERR_NOMEM, "out of memory")
                                           : ll_h5_create(&meta, &h5, &err);
-    free(st_files);
-    free(st_sha);
-    free(pnames);
-    free(all_ids);
     if (rc) goto fail;
     vocab_free(&vs);
 
     /* 5: weights and engine */
     if ((rc = ll_weights_upload(be, mf, &w, &err))) goto fail;
-    ll_engine_opts eo = {.topk = o.topk, .save_hidden = o.save_hidden, .probs_nv = ps.mode ? pvocab_n : 0,
-                         .probs_vocab = pvocab, .max_probs_rows = max_rows};
     if ((rc = ll_engine_init(be, c, &w, &comm, &pts, &eo, max_T, &eng, &err))) goto fail;
 
     texts = calloc((size_t)prompts.n * 2, sizeof *texts);
@@ -508,6 +475,10 @@ fail:
         ll_backend_close(be);
     }
     vocab_free(&vs);
+    free(st_files);
+    free(st_sha);
+    free(pnames);
+    free(all_ids);
     free(pvocab);
     free(ps.pos);
     ll_points_free(&pts);

@@ -315,8 +315,7 @@ int ll_cmd_synth(int argc, char **argv) {
     cJSON *index = cJSON_CreateObject(), *wm = NULL;
     double total = 0;
     if (n_shards > 1) {
-        cJSON *meta = cJSON_AddObjectToObject(index, "metadata");
-        (void)meta;
+        cJSON_AddObjectToObject(index, "metadata");
         wm = cJSON_AddObjectToObject(index, "weight_map");
     }
     for (int s = 0; s < n_shards && !rc; s++) {

@@ -1,6 +1,7 @@
 /* common.c: error formatting, dtype tables, checked allocation. */
 #include "ll_common.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -84,4 +85,35 @@ void *ll_calloc_array(size_t count, size_t elem) {
 void ll_assert_fail(const char *expr, const char *file, int line) {
     fprintf(stderr, "logitlens: internal error: assertion '%s' failed at %s:%d\n", expr, file, line);
     abort();
+}
+
+ll_status ll_read_small_file(const char *path, size_t limit, char **text, size_t *len, ll_err *err) {
+    *text = NULL;
+    FILE *f = fopen(path, "rb");
+    if (!f) return ll_fail(err, LL_ERR_INPUT, "%s: cannot open: %s", path, strerror(errno));
+    long n = fseek(f, 0, SEEK_END) == 0 ? ftell(f) : -1;
+    if (n < 0) {
+        fclose(f);
+        return ll_fail(err, LL_ERR_INPUT, "%s: cannot read (not a regular file?)", path);
+    }
+    if ((size_t)n > limit) {
+        fclose(f);
+        return ll_fail(err, LL_ERR_INPUT, "%s: size %ld bytes is not plausible (limit %zu bytes)", path, n, limit);
+    }
+    fseek(f, 0, SEEK_SET);
+    char *buf = malloc((size_t)n + 1);
+    if (!buf) {
+        fclose(f);
+        return ll_fail(err, LL_ERR_NOMEM, "%s: out of memory", path);
+    }
+    if (fread(buf, 1, (size_t)n, f) != (size_t)n) {
+        free(buf);
+        fclose(f);
+        return ll_fail(err, LL_ERR_IO, "%s: read error", path);
+    }
+    fclose(f);
+    buf[n] = 0;
+    *text = buf;
+    *len = (size_t)n;
+    return LL_OK;
 }

@@ -3,40 +3,9 @@
 #include "ll_model.h"
 #include "ll_sha256.h"
 
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static ll_status read_config(const char *path, char **text, size_t *len, ll_err *err) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return ll_fail(err, LL_ERR_INPUT, "%s: cannot open: %s", path, strerror(errno));
-    if (fseek(f, 0, SEEK_END) != 0) {
-        fclose(f);
-        return ll_fail(err, LL_ERR_INPUT, "%s: cannot read (not a regular file?)", path);
-    }
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    if (n < 0 || n > (16L << 20)) {
-        fclose(f);
-        return ll_fail(err, LL_ERR_INPUT, "%s: size %ld bytes is not plausible for a config (limit 16 MiB)", path, n);
-    }
-    char *buf = malloc((size_t)n + 1);
-    if (!buf) {
-        fclose(f);
-        return ll_fail(err, LL_ERR_NOMEM, "%s: out of memory", path);
-    }
-    if (fread(buf, 1, (size_t)n, f) != (size_t)n) {
-        free(buf);
-        fclose(f);
-        return ll_fail(err, LL_ERR_IO, "%s: read error", path);
-    }
-    fclose(f);
-    buf[n] = 0;
-    *text = buf;
-    *len = (size_t)n;
-    return LL_OK;
-}
 
 void ll_model_files_close(ll_model_files *m) {
     if (!m) return;
@@ -59,7 +28,7 @@ ll_status ll_model_files_open(const char *dir, ll_model_files **out, ll_err *err
     size_t len = 0;
     ll_status rc;
     snprintf(path, sizeof path, "%s/config.json", dir);
-    if ((rc = read_config(path, &text, &len, err))) goto fail;
+    if ((rc = ll_read_small_file(path, 16u << 20, &text, &len, err))) goto fail;
     ll_sha256_hex(text, len, m->config_sha256);
     rc = ll_config_parse(path, text, len, &m->cfg, err);
     free(text);

@@ -262,34 +262,6 @@ ll_status ll_st_open_file(const char *path, ll_st_set **out, ll_err *err) {
     return LL_OK;
 }
 
-static char *read_small_file(const char *path, size_t limit, size_t *len, ll_err *err, ll_status *rc) {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        *rc = ll_fail(err, LL_ERR_INPUT, "%s: cannot open: %s", path, strerror(errno));
-        return NULL;
-    }
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    if (n < 0 || (size_t)n > limit) {
-        fclose(f);
-        *rc = ll_fail(err, LL_ERR_INPUT, "%s: file size %ld is not plausible (limit %zu bytes)", path, n, limit);
-        return NULL;
-    }
-    char *buf = malloc((size_t)n + 1);
-    if (!buf || fread(buf, 1, (size_t)n, f) != (size_t)n) {
-        free(buf);
-        fclose(f);
-        *rc = ll_fail(err, LL_ERR_IO, "%s: cannot read", path);
-        return NULL;
-    }
-    fclose(f);
-    buf[n] = 0;
-    *len = (size_t)n;
-    *rc = LL_OK;
-    return buf;
-}
-
 ll_status ll_st_open_dir(const char *dir, ll_st_set **out, ll_err *err) {
     *out = NULL;
     char path[4096];
@@ -303,10 +275,10 @@ ll_status ll_st_open_dir(const char *dir, ll_st_set **out, ll_err *err) {
                        "model %s: neither model.safetensors nor model.safetensors.index.json found "
                        "(only safetensors checkpoints are supported)",
                        dir);
-    ll_status rc;
     size_t len;
-    char *text = read_small_file(ipath, 256u << 20, &len, err, &rc);
-    if (!text) return rc;
+    char *text = NULL;
+    ll_status rc = ll_read_small_file(ipath, 256u << 20, &text, &len, err);
+    if (rc) return rc;
     cJSON *root = cJSON_ParseWithLength(text, len);
     free(text);
     cJSON *wm = root ? cJSON_GetObjectItemCaseSensitive(root, "weight_map") : NULL;

@@ -56,6 +56,10 @@ typedef enum ll_dtype {
 size_t ll_dtype_size(ll_dtype t);
 const char *ll_dtype_name(ll_dtype t); /* "F32", "F16", "BF16" (safetensors spelling) */
 
+/* Reads a whole file of at most limit bytes into a malloc'ed, NUL-terminated *text (for JSON files:
+ * config.json, index files). Errors name the path. */
+ll_status ll_read_small_file(const char *path, size_t limit, char **text, size_t *len, ll_err *err);
+
 /* Checked allocation helpers: return NULL on overflow or exhaustion. */
 void *ll_malloc_array(size_t count, size_t elem);
 void *ll_calloc_array(size_t count, size_t elem);
