@@ -8,9 +8,11 @@
 #
 #   make test-gpu    op-by-op comparison CUDA vs CPU (tests/gpu), then the model suite
 #                    (tests/gpu/run_models.sh); prints "test-gpu: skipped (reason)" without a GPU
+#   make sanitize-gpu  compute-sanitizer memcheck (op tests, one model run), racecheck and synccheck
+#                    (tests/gpu/sanitize.sh); skipped without a GPU or without compute-sanitizer
 #   make bench-gpu   lens benchmarks (bench/gpu); needs a GPU
 
-.PHONY: test-gpu bench-gpu
+.PHONY: test-gpu sanitize-gpu bench-gpu
 
 CUDA_NVCC := $(strip $(NVCC))
 
@@ -62,6 +64,10 @@ test-gpu: $(CUDA_MODULE) $(BUILD)/tests/gpu/cuda_probe
 	fi; \
 	echo "test-gpu: passed"
 
+sanitize-gpu: all $(BUILD)/tests/gpu/test_backend_ops $(BUILD)/tests/gpu/cuda_probe
+	bash tests/gpu/sanitize.sh $(CUDA_MODULE) $(BUILD)/tests/gpu/test_backend_ops $(BUILD)/logitlens \
+	  $(BUILD)/tests/gpu/cuda_probe
+
 $(BUILD)/bench/gpu/bench_lens: bench/gpu/bench_lens.cu include/ll_backend.h
 	@mkdir -p $(dir $@)
 	$(CUDA_NVCC) -std=c++17 -O2 $(CUDA_GENCODE) -Iinclude -Xcompiler -Wall -Xcompiler -Wextra -o $@ $< $(CUDA_LDLIBS) -ldl
@@ -78,6 +84,9 @@ else
 
 test-gpu:
 	@echo "test-gpu: skipped (nvcc not found: the CUDA module is not built; set NVCC=/path/to/nvcc)"
+
+sanitize-gpu:
+	@echo "sanitize-gpu: skipped (nvcc not found: the CUDA module is not built; set NVCC=/path/to/nvcc)"
 
 bench-gpu:
 	@echo "bench-gpu: cannot run (nvcc not found: the CUDA module is not built; set NVCC=/path/to/nvcc)"; exit 1
