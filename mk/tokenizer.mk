@@ -1,5 +1,5 @@
-# mk/tokenizer.mk: fuzzing of the tokenizer (host/tokenizer/) with libFuzzer (clang; Debian packages
-# clang and libclang-rt-14-dev, listed in tools/deps/debian-tokenizer.txt).
+# mk/tokenizer.mk: fuzzing of the tokenizer (host/tokenizer/) with libFuzzer (settings shared with the
+# other fuzz targets in mk/fuzz_common.mk).
 #
 #   make fuzz-tokenizer        short run of each target (FUZZ_SECONDS, default 10 s each); part of
 #                              `make test`; prints "fuzz-tokenizer: skipped (reason)" without clang's
@@ -13,27 +13,14 @@
 
 .PHONY: fuzz-tokenizer fuzz-tokenizer-long test-tokenizer
 
-FUZZ_CC           ?= clang
-FUZZ_SECONDS      ?= 10
-FUZZ_LONG_SECONDS ?= 3600
-FUZZ_BUILD        := build/fuzz
 FUZZ_TOK_SRCS     := $(sort $(wildcard host/tokenizer/*.c)) host/common.c
 FUZZ_TOK_TARGETS  := fuzz_tokenizer_load fuzz_tokenizer_encode
-FUZZ_TOK_LIBS      = $(shell pkg-config --libs libcjson libpcre2-8 libutf8proc 2>/dev/null) -lm
-FUZZ_TOK_CFLAGS    = -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined \
-                     -fno-sanitize-recover=undefined -Wall -Wextra -Iinclude -Ihost \
-                     $(shell pkg-config --cflags libcjson libpcre2-8 libutf8proc 2>/dev/null)
 
 EXTRA_TESTS += fuzz-tokenizer
 
 $(FUZZ_BUILD)/%: tests/fuzz/%.c $(FUZZ_TOK_SRCS) $(wildcard host/tokenizer/*.h) include/ll_tokenizer.h
 	@mkdir -p $(dir $@)
-	$(FUZZ_CC) $(FUZZ_TOK_CFLAGS) -o $@ $< $(FUZZ_TOK_SRCS) $(FUZZ_TOK_LIBS)
-
-# Prints nothing and succeeds when clang can link a libFuzzer target, else prints the reason.
-FUZZ_PROBE = printf 'int LLVMFuzzerTestOneInput(const unsigned char *d, unsigned long n) { (void)d; (void)n; return 0; }\n' \
-	| $(FUZZ_CC) -x c -fsanitize=fuzzer,address -o $(FUZZ_BUILD)/.probe - >/dev/null 2>&1 \
-	|| echo "$(FUZZ_CC) cannot link -fsanitize=fuzzer; install clang and libclang-rt-14-dev (tools/deps/debian-tokenizer.txt)"
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $< $(FUZZ_TOK_SRCS) $(FUZZ_LIBS)
 
 fuzz-tokenizer:
 	@mkdir -p $(FUZZ_BUILD)
