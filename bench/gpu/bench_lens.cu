@@ -1,6 +1,8 @@
 /* bench_lens.cu: the lens pass against a plain cuBLAS bf16 GEMM of the same shape, in the same run.
  *
  * usage: bench_lens MODULE.so [ROWS]      (ROWS default 65536 = 32 points x 2048 tokens)
+ *   BENCH_LENS_TILES=256,64,32   lens tile budgets to time, in MiB (LL_CUDA_LENS_TILE_BYTES for each run;
+ *                                default: 256 and 32, the default budget and one that fits in L2)
  *
  * For GPT-2 (d 768, V 50257), Llama-3-8B (d 4096, V 128256) and Llama-3-70B (d 8192, V 128256) shapes:
  *   - lens_pass through the CUDA backend's op table (k = 10, targets on every row), which computes
@@ -26,6 +28,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <string>
 #include <vector>
 
 #define CK_CUDA(stmt)                                                                                   \
@@ -98,6 +101,26 @@ int main(int argc, char **argv) {
         return 2;
     }
     const int64_t M = argc > 2 ? atoll(argv[2]) : 32 * 2048;
+    std::vector<long> tiles; /* MiB */
+    {
+        const char *t = getenv("BENCH_LENS_TILES");
+        std::string list = t && *t ? t : "256,32";
+        size_t pos = 0;
+        while (pos <= list.size()) {
+            size_t e = list.find(',', pos);
+            if (e == std::string::npos) e = list.size();
+            char *end = NULL;
+            std::string item = list.substr(pos, e - pos);
+            long v = strtol(item.c_str(), &end, 10);
+            if (item.empty() || *end || v < 1 || v > (1L << 20)) {
+                fprintf(stderr, "bench_lens: BENCH_LENS_TILES: '%s' is not a size in MiB (expected e.g. 256,64,32)\n",
+                        item.c_str());
+                return 2;
+            }
+            tiles.push_back(v);
+            pos = e + 1;
+        }
+    }
     void *h = dlopen(argv[1], RTLD_NOW | RTLD_LOCAL);
     if (!h) {
         fprintf(stderr, "bench_lens: cannot load %s: %s\n", argv[1], dlerror());
@@ -123,11 +146,10 @@ int main(int argc, char **argv) {
     cudaEvent_t e0, e1;
     CK_CUDA(cudaEventCreate(&e0));
     CK_CUDA(cudaEventCreate(&e1));
-    const char *tile = getenv("LL_CUDA_LENS_TILE_BYTES");
-    printf("bench_lens: %s (%d SMs), M = %lld rows, k = 10, lens tile budget %s bytes\n", prop.name,
-           prop.multiProcessorCount, (long long)M, tile ? tile : "268435456 (default)");
-    printf("%-12s %6s %7s | %10s %9s | %10s %9s %9s | %6s\n", "shape", "d", "V", "lens ms", "TFLOP/s", "gemm ms",
-           "TFLOP/s", "(events)", "ratio");
+    printf("bench_lens: %s (%d SMs, L2 %.0f MiB), M = %lld rows, k = 10\n", prop.name, prop.multiProcessorCount,
+           prop.l2CacheSize / 1048576.0, (long long)M);
+    printf("%-12s %6s %7s %5s | %10s %9s | %10s %9s %9s | %6s\n", "shape", "d", "V", "tile", "lens ms", "TFLOP/s",
+           "gemm ms", "TFLOP/s", "(events)", "ratio");
 
     const shape shapes[] = {{"gpt2", 768, 50257}, {"llama3-8b", 4096, 128256}, {"llama3-70b", 8192, 128256}};
     const int k = 10;
@@ -186,13 +208,20 @@ int main(int argc, char **argv) {
         a.topk_ids = ids;
         a.topk_probs = probs;
         a.rank = rank;
-        std::vector<double> tl;
-        for (int i = 0; i < WARMUP + REPEATS; i++) {
-            CK_LL(&be, be.ops->sync(&be));
-            double t0 = now_s();
-            CK_LL(&be, be.ops->lens_pass(&be, &a));
-            CK_LL(&be, be.ops->sync(&be));
-            if (i >= WARMUP) tl.push_back(now_s() - t0);
+        std::vector<double> ml(tiles.size()); /* median lens time per tile budget */
+        for (size_t ti = 0; ti < tiles.size(); ti++) {
+            char b[32];
+            snprintf(b, sizeof b, "%ld", tiles[ti] << 20);
+            setenv("LL_CUDA_LENS_TILE_BYTES", b, 1);
+            std::vector<double> tl;
+            for (int i = 0; i < WARMUP + REPEATS; i++) {
+                CK_LL(&be, be.ops->sync(&be));
+                double t0 = now_s();
+                CK_LL(&be, be.ops->lens_pass(&be, &a));
+                CK_LL(&be, be.ops->sync(&be));
+                if (i >= WARMUP) tl.push_back(now_s() - t0);
+            }
+            ml[ti] = median(tl);
         }
         /* sanity: lse finite and entropy within [0, log V] on a sample row */
         float hl[2];
@@ -229,14 +258,17 @@ int main(int argc, char **argv) {
         }
         CK_CUDA(cudaFree(xb));
         CK_CUDA(cudaFree(c));
-        const double ml = median(tl), mg = median(tg), me = median(te);
-        printf("%-12s %6lld %7lld | %10.2f %9.1f | %10.2f %9.1f %9.1f | %6.3f\n", s.name, (long long)d, (long long)V,
-               ml * 1e3, flop / ml / 1e12, mg * 1e3, flop / mg / 1e12, flop / me / 1e12, mg / ml);
+        const double mg = median(tg), me = median(te);
+        for (size_t ti = 0; ti < tiles.size(); ti++)
+            printf("%-12s %6lld %7lld %5ld | %10.2f %9.1f | %10.2f %9.1f %9.1f | %6.3f\n", s.name, (long long)d,
+                   (long long)V, tiles[ti], ml[ti] * 1e3, flop / ml[ti] / 1e12, mg * 1e3, flop / mg / 1e12,
+                   flop / me / 1e12, mg / ml[ti]);
         fflush(stdout);
         void *bufs[] = {x, wdata, zt, lse, ent, tgt, rank, ids, probs};
         for (void *p : bufs) be.ops->dealloc(&be, p);
     }
-    printf("ratio = GEMM time / lens time (1.0: the lens costs exactly one plain GEMM of its shape)\n");
+    printf("tile = lens tile budget in MiB; ratio = GEMM time / lens time (1.0: the lens costs exactly one plain "
+           "GEMM of its shape)\n");
     CK_CUDA(cudaEventDestroy(e0));
     CK_CUDA(cudaEventDestroy(e1));
     CK_BLAS(cublasDestroy(blas));
