@@ -46,13 +46,17 @@ ll_status ll_arch_llama_config(const cJSON *root, const char *path, ll_config *c
     c->attn_bias = qwen2 ? 1 : ab;
     c->o_bias = qwen2 ? 0 : ab;
     c->mlp_bias = mb;
-    /* Sliding-window attention equals full causal attention for prompts within the window; longer
-     * prompts are refused when the prompts are checked. */
+    /* mistral: every layer attends within a sliding window (query t sees keys t - W < u <= t).
+     * qwen2 with use_sliding_window: only the layers from max_window_layers on do, a split not
+     * implemented here; within the window it equals full attention, so longer prompts are refused when
+     * the prompts are checked. */
     int use_sw = 1;
+    int64_t sw = 0;
     if (qwen2 && (rc = ll_cfg_bool(root, path, "use_sliding_window", 0, &use_sw, err))) return rc;
-    if ((mistral || qwen2) && use_sw &&
-        (rc = ll_cfg_int(root, path, "sliding_window", 0, 0, 0, 1LL << 40, &c->sliding_window, err)))
+    if ((mistral || qwen2) && use_sw && (rc = ll_cfg_int(root, path, "sliding_window", 0, 0, 0, 1LL << 40, &sw, err)))
         return rc;
+    if (mistral) c->attn_window = sw;
+    else c->sliding_window = sw;
     c->norm = LL_NORM_RMSNORM;
     c->qkv = LL_QKV_SEPARATE;
     c->mlp = LL_MLP_SWIGLU;

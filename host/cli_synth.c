@@ -22,6 +22,7 @@ static const char synth_usage[] =
     "         [--ctx N] [--dtype f32|f16|bf16] [--tied 0|1] [--parallel-residual 0|1] [--rotary-pct P]\n"
     "         [--rope-theta T] [--rope-scaling none|llama3] [--rope-style v4|v5] [--qkv-bias 0|1]\n"
     "         [--gpt2-prefix 0|1] [--shards N] [--seed S] [--tokenizer gpt2|llama3|sentencepiece|none]\n"
+    "         [--sliding-window W]  (mistral)\n"
     "\n"
     "Writes a small random model in the Hugging Face layout (see docs/cli.md).\n";
 
@@ -41,6 +42,7 @@ static float rng_sym(rng *r) { return (float)((double)rng_u32(r) / 2147483648.0 
 typedef struct synth_opts {
     const char *arch, *out, *dtype, *rope_scaling, *rope_style, *tokenizer;
     int64_t layers, d, heads, kv_heads, head_dim, ffn, vocab, ctx, tied, parallel, qkv_bias, prefix, shards, seed;
+    int64_t window; /* mistral sliding_window; 0 = null */
     double rotary_pct, theta;
 } synth_opts;
 
@@ -117,7 +119,10 @@ static cJSON *build_config(const synth_opts *o, ll_dtype dt) {
         cJSON_AddBoolToObject(c, "attention_bias", o->qkv_bias > 0);
         cJSON_AddBoolToObject(c, "mlp_bias", 0);
     }
-    if (!strcmp(a, "mistral")) cJSON_AddNullToObject(c, "sliding_window");
+    if (!strcmp(a, "mistral")) {
+        if (o->window) cJSON_AddNumberToObject(c, "sliding_window", (double)o->window);
+        else cJSON_AddNullToObject(c, "sliding_window");
+    }
     if (!strcmp(a, "qwen2")) cJSON_AddBoolToObject(c, "use_sliding_window", 0);
     if (v5) {
         cJSON *rp = scaling ? scaling : cJSON_CreateObject();
@@ -214,7 +219,8 @@ int ll_cmd_synth(int argc, char **argv) {
                 {"--vocab", &o.vocab, 2, 1 << 22},    {"--ctx", &o.ctx, 1, 1 << 22},
                 {"--tied", &o.tied, 0, 1},            {"--parallel-residual", &o.parallel, 0, 1},
                 {"--qkv-bias", &o.qkv_bias, 0, 1},    {"--gpt2-prefix", &o.prefix, 0, 1},
-                {"--shards", &o.shards, 1, 1000},     {"--seed", &o.seed, 0, INT64_MAX}};
+                {"--shards", &o.shards, 1, 1000},     {"--seed", &o.seed, 0, INT64_MAX},
+                {"--sliding-window", &o.window, 1, 1 << 22}};
     for (int i = 1; i < argc; i++) {
         const char *val = NULL;
         int r = 0, matched = 0;
@@ -277,6 +283,7 @@ int ll_cmd_synth(int argc, char **argv) {
     int gpt2 = !strcmp(o.arch, "gpt2"), neox = !strcmp(o.arch, "gpt_neox"), qwen2 = !strcmp(o.arch, "qwen2");
     if (o.tied < 0) o.tied = gpt2 ? 1 : 0;
     if (qwen2 && o.qkv_bias == 0) return usage_error("--qkv-bias 0: qwen2 always has q/k/v biases");
+    if (o.window && strcmp(o.arch, "mistral")) return usage_error("--sliding-window applies to mistral only");
     if ((gpt2 || neox) && (o.kv_heads || o.head_dim))
         return usage_error("--kv-heads/--head-dim apply to the llama family only");
     if (!o.tokenizer) o.tokenizer = !strcmp(o.arch, "mistral") ? "sentencepiece" : (gpt2 || neox) ? "gpt2" : "llama3";

@@ -30,7 +30,8 @@ static ll_status attn_block(ll_engine *e, const ll_batch *b, int l, ll_err *err)
     const ll_config *c = e->c;
     int64_t T = b->T, d = c->d_model, hd = c->head_dim;
     int64_t nq = (int64_t)c->n_heads * hd, nkv = (int64_t)c->n_kv_heads * hd;
-    ll_attn_layout L = {.n_heads = c->n_heads, .n_kv_heads = c->n_kv_heads, .head_dim = c->head_dim};
+    ll_attn_layout L = {
+        .n_heads = c->n_heads, .n_kv_heads = c->n_kv_heads, .head_dim = c->head_dim, .window = c->attn_window};
     const float *q, *k, *v;
     float *qm, *km;
     switch (c->qkv) {

@@ -245,7 +245,7 @@ ll_status ll_prompts_validate(const ll_prompt_set *s, int64_t vocab, int64_t n_c
         if (sliding_window > 0 && p->n > sliding_window)
             return ll_fail(err, LL_ERR_INPUT,
                            "%s: prompt has %lld tokens, longer than config.json's sliding_window %lld "
-                           "(sliding-window attention is not supported)",
+                           "(qwen2's use_sliding_window, a window on some layers only, is not supported)",
                            p->origin, (long long)p->n, (long long)sliding_window);
         for (int64_t j = 0; j < p->n; j++)
             if (p->ids[j] < 0 || p->ids[j] >= vocab)

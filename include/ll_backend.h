@@ -55,6 +55,8 @@ typedef struct ll_attn_layout {
     int64_t ldq, ldk, ldv; /* row strides, in floats */
     int64_t hsq, hsk, hsv; /* head strides, in floats */
     float scale;     /* softmax scale, usually 1/sqrt(head_dim) */
+    int64_t window;  /* sliding window: query t sees keys u with t - window < u <= t (and in its prompt);
+                        0 = full causal attention */
 } ll_attn_layout;
 
 /* Arguments of the lens pass over the vocabulary (see docs/architecture.md). */

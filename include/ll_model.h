@@ -58,7 +58,9 @@ typedef struct ll_config {
     int64_t d_ff;           /* MLP width */
     int64_t vocab;          /* V: rows of the unembedding */
     int64_t n_ctx;          /* longest prompt the model accepts */
-    int64_t sliding_window; /* 0 = none; longer prompts are refused */
+    int64_t attn_window;    /* every layer's sliding window (mistral's sliding_window); 0 = full causal */
+    int64_t sliding_window; /* qwen2 use_sliding_window (a window on some layers only): prompts longer than
+                               this are refused; 0 = none */
     float norm_eps;
     ll_norm_kind norm;
     ll_qkv_kind qkv;

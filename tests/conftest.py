@@ -71,6 +71,10 @@ MODELS = {
     # mistral: GQA 4:2
     "mistral": dict(arch="mistral", layers=2, d_model=64, heads=4, kv_heads=2, vocab=397, ctx=32,
                     dtype="f32"),
+    # mistral with a sliding window shorter than most prompts (and 3 layers, so that the window's reach
+    # compounds across layers)
+    "mistral-window": dict(arch="mistral", layers=3, d_model=64, heads=4, kv_heads=2, vocab=397, ctx=32,
+                           dtype="f32", sliding_window=5),
 }
 
 # Several prompts of different lengths in one run (1 token, a full-length one, ...) and their explicit

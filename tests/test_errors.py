@@ -318,6 +318,20 @@ def test_config_bad_value(ll, gpt2, field, value):
     expect_refusal(r, {3}, out, names=["config.json", field])
 
 
+def test_qwen2_sliding_window_longer_prompt_refused(ll):
+    """qwen2's use_sliding_window (a window on the layers from max_window_layers on) is not implemented:
+    a prompt within the window runs (there it equals full attention), a longer one is refused by name."""
+    d = ll.copy_model(ll.synth(arch="qwen2", layers=2, d_model=32, heads=4, kv_heads=2, vocab=V, ctx=CTX))
+
+    def edit(c):
+        c.update(use_sliding_window=True, sliding_window=4, max_window_layers=1)
+    _edit_config(d, edit)
+    r, out = run_lens(ll, d, prompts=[[1, 2, 3, 4]])
+    assert r.rc == 0, r.describe()
+    r, out = run_lens(ll, d, prompts=[[1, 2, 3, 4, 5]])
+    expect_refusal(r, {3}, out, names=["sliding_window", "use_sliding_window", "5"])
+
+
 # ---- prompts ----------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("case", ["id_equal_vocab", "id_huge", "negative_id", "empty_tokens", "too_long",

@@ -39,7 +39,7 @@ int main(int argc, char **argv) {
         s ^= s << 13, s ^= s >> 7, s ^= s << 17;
         qkv[i] = (float)((double)(s >> 11) * 0x1.0p-53 - 0.5);
     }
-    ll_attn_layout L = {nh, nh, hd, ld, ld, ld, hd, hd, hd, 0.125f};
+    ll_attn_layout L = {nh, nh, hd, ld, ld, ld, hd, hd, hd, 0.125f, 0};
     int64_t off[2] = {0, T};
     double t[5];
     for (int rep = 0; rep < 5; rep++) {

@@ -3,6 +3,7 @@
  * Math: for query token t of prompt j (tokens [off[j], off[j+1])) and query head h, with kv head
  * g = h / (n_heads / n_kv_heads):
  *     s_u = scale * q[t,h,:] . k[u,g,:]  for off[j] <= u <= t      (no attention across prompts)
+ *                                        and t - window < u when L->window > 0 (sliding window)
  *     out[t, h*head_dim + i] = sum_u exp(s_u - max s) v[u,g,i] / sum_u exp(s_u - max s).
  * Layout: q/k/v are strided views (ll_attn_layout: element (t, h, i) at q[t*ldq + h*hsq + i]), which
  * covers GPT-2's fused [q|k|v] rows, GPT-NeoX's per-head [q_h k_h v_h] interleave and separate buffers;
@@ -82,9 +83,10 @@ ll_status ll_cpu_attention(ll_backend *be, float *out, const float *q, const flo
                            const ll_attn_layout *L, const int64_t *off, int n_prompts, int64_t T) {
     const char *op = "attention";
     if (!L) return ll_cpu_fail(be, LL_ERR_INTERNAL, op, "NULL layout");
-    if (T < 0 || L->n_heads < 1 || L->n_kv_heads < 1 || L->n_heads % L->n_kv_heads != 0 || L->head_dim < 1)
-        return ll_cpu_fail(be, LL_ERR_INTERNAL, op, "bad shape T=%lld heads=%d kv_heads=%d head_dim=%d",
-                           (long long)T, L->n_heads, L->n_kv_heads, L->head_dim);
+    if (T < 0 || L->n_heads < 1 || L->n_kv_heads < 1 || L->n_heads % L->n_kv_heads != 0 || L->head_dim < 1 ||
+        L->window < 0)
+        return ll_cpu_fail(be, LL_ERR_INTERNAL, op, "bad shape T=%lld heads=%d kv_heads=%d head_dim=%d window=%lld",
+                           (long long)T, L->n_heads, L->n_kv_heads, L->head_dim, (long long)L->window);
     if (T == 0) return LL_OK;
     if (!out || !q || !k || !v || !off || n_prompts < 1)
         return ll_cpu_fail(be, LL_ERR_INTERNAL, op, "NULL buffer or no prompts (n_prompts=%d)", n_prompts);
@@ -125,9 +127,10 @@ ll_status ll_cpu_attention(ll_backend *be, float *out, const float *q, const flo
             const int64_t s0 = off[j], len = off[j + 1] - s0, local = it - nh * s0;
             const int h = (int)(local / len), g = h / group;
             const int64_t t = s0 + local % len;
+            const int64_t u0 = L->window > 0 && t - L->window + 1 > s0 ? t - L->window + 1 : s0; /* first key */
             float *o = out + t * (int64_t)nh * hd + (int64_t)h * hd; /* [head_dim] */
-            attn_row(o, q + t * L->ldq + h * L->hsq, k + s0 * L->ldk + g * L->hsk, L->ldk, v + s0 * L->ldv + g * L->hsv,
-                     L->ldv, t - s0 + 1, hd, L->scale, sc, acc);
+            attn_row(o, q + t * L->ldq + h * L->hsq, k + u0 * L->ldk + g * L->hsk, L->ldk, v + u0 * L->ldv + g * L->hsv,
+                     L->ldv, t - u0 + 1, hd, L->scale, sc, acc);
         }
         free(sc);
         free(acc);

@@ -2,7 +2,7 @@
  *
  * Math: for query token t of prompt j (tokens off[j] .. off[j+1]-1) and head h, with kv head
  *   g = h / (n_heads / n_kv_heads):
- *     s(u) = scale * q(t, h) . k(u, g)          for off[j] <= u <= t
+ *     s(u) = scale * q(t, h) . k(u, g)          for off[j] <= u <= t, and t - window < u when window > 0
  *     out(t, h) = sum_u softmax(s)(u) v(u, g)
  *   computed with the online softmax (running max m, running sum l, output rescaled by exp(m_old - m)):
  *   no [T x T] score matrix exists anywhere, per head or otherwise.
@@ -70,6 +70,7 @@ llc_attention_kernel(float *__restrict__ out, const float *__restrict__ q, const
                 else hi = mid - 1;
             }
             if (n_prompts > 0 && off[lo] <= t && t < off[lo + 1]) start = off[lo];
+            if (L.window > 0 && t - L.window + 1 > start) start = t - L.window + 1; /* sliding window */
         }
         row_start[tid] = start;
     }
@@ -157,6 +158,7 @@ ll_status llc_attention(ll_backend *be, float *out, const float *q, const float 
     LLC_REQUIRE(be, op, L->n_heads > 0 && L->n_kv_heads > 0 && L->n_heads % L->n_kv_heads == 0);
     LLC_REQUIRE(be, op, L->head_dim > 0 && L->head_dim <= ATT_HD_MAX && L->n_heads <= 65535);
     LLC_REQUIRE(be, op, L->ldq > 0 && L->ldk > 0 && L->ldv > 0 && L->hsq >= 0 && L->hsk >= 0 && L->hsv >= 0);
+    LLC_REQUIRE(be, op, L->window >= 0);
     if (T == 0) return LL_OK;
     LLC_TRY(llc_enter(be, op));
     llc_ctx *c = llc_get(be);

@@ -530,12 +530,13 @@ static void test_rope(int64_t T, int n_heads, int head_dim, int rot_dim, int64_t
 
 typedef enum qkv_kind { QKV_SEPARATE, QKV_FUSED, QKV_NEOX } qkv_kind;
 
-static void test_attention(const int64_t *lens, int n_prompts, int nh, int nkv, int hd, qkv_kind kind, float qscale) {
+static void test_attention_w(const int64_t *lens, int n_prompts, int nh, int nkv, int hd, qkv_kind kind, float qscale,
+                             int64_t window) {
     int64_t *off = malloc((size_t)(n_prompts + 1) * sizeof *off);
     off[0] = 0;
     for (int j = 0; j < n_prompts; j++) off[j + 1] = off[j] + lens[j];
     const int64_t T = off[n_prompts];
-    ll_attn_layout L = {nh, nkv, hd, 0, 0, 0, hd, hd, hd, (float)(1.0 / sqrt((double)hd))};
+    ll_attn_layout L = {nh, nkv, hd, 0, 0, 0, hd, hd, hd, (float)(1.0 / sqrt((double)hd)), window};
     int64_t qo = 0, ko = 0, vo = 0, row;
     if (kind == QKV_FUSED) { /* GPT-2: [q heads | k heads | v heads] */
         row = (int64_t)(nh + 2 * nkv) * hd;
@@ -572,25 +573,27 @@ static void test_attention(const int64_t *lens, int n_prompts, int nh, int nkv, 
             for (int h = 0; h < nh; h++) {
                 int kvh = h / (nh / nkv);
                 double m = -INFINITY, den = 0.0;
-                for (int64_t u = off[j]; u <= t; u++) {
+                const int64_t u0 = window > 0 && t - window + 1 > off[j] ? t - window + 1 : off[j];
+                for (int64_t u = u0; u <= t; u++) {
                     double acc = 0.0;
                     for (int i = 0; i < hd; i++)
                         acc += (double)buf[qo + t * L.ldq + h * L.hsq + i] * buf[ko + u * L.ldk + kvh * L.hsk + i];
                     s[u] = acc * L.scale;
                     if (s[u] > m) m = s[u];
                 }
-                for (int64_t u = off[j]; u <= t; u++) den += exp(s[u] - m);
+                for (int64_t u = u0; u <= t; u++) den += exp(s[u] - m);
                 for (int i = 0; i < hd; i++) {
                     double acc = 0.0;
-                    for (int64_t u = off[j]; u <= t; u++) acc += exp(s[u] - m) * buf[vo + u * L.ldv + kvh * L.hsv + i];
+                    for (int64_t u = u0; u <= t; u++) acc += exp(s[u] - m) * buf[vo + u * L.ldv + kvh * L.hsv + i];
                     ref[t * nh * hd + h * hd + i] = acc / den;
                 }
             }
     char desc[128];
     int w = snprintf(desc, sizeof desc, "prompts={");
     for (int j = 0; j < n_prompts && w < 60; j++) w += snprintf(desc + w, sizeof desc - (size_t)w, "%s%lld", j ? "," : "", (long long)lens[j]);
-    snprintf(desc + w, sizeof desc - (size_t)w, "} h=%d kv=%d hd=%d %s%s", nh, nkv, hd,
-             kind == QKV_FUSED ? "fused" : kind == QKV_NEOX ? "neox" : "separate", qscale > 1.0f ? " sharp" : "");
+    w += snprintf(desc + w, sizeof desc - (size_t)w, "} h=%d kv=%d hd=%d %s%s", nh, nkv, hd,
+                  kind == QKV_FUSED ? "fused" : kind == QKV_NEOX ? "neox" : "separate", qscale > 1.0f ? " sharp" : "");
+    if (window > 0 && w < (int)sizeof desc) snprintf(desc + w, sizeof desc - (size_t)w, " window=%lld", (long long)window);
     check_f32("attention", desc, o.host, ref, T * nh * hd, g);
     out_free(&o);
     free(ref);
@@ -598,6 +601,9 @@ static void test_attention(const int64_t *lens, int n_prompts, int nh, int nkv, 
     free(buf);
     free(off);
     dev_free_all();
+}
+static void test_attention(const int64_t *lens, int n_prompts, int nh, int nkv, int hd, qkv_kind kind, float qscale) {
+    test_attention_w(lens, n_prompts, nh, nkv, hd, kind, qscale, 0);
 }
 
 static void test_act(int64_t n) {
@@ -959,7 +965,7 @@ static void test_errors(void) {
     a.target = dev_in((int32_t[2]){0, 1}, 8);
     expect_error(be->ops->lens_pass(be, &a), LL_ERR_INPUT, "non-finite", "lens_pass row with NaN");
     int64_t off[3] = {0, 3, 2};
-    ll_attn_layout L = {2, 1, 4, 8, 8, 8, 4, 4, 4, 0.5f};
+    ll_attn_layout L = {2, 1, 4, 8, 8, 8, 4, 4, 4, 0.5f, 0};
     expect_error(be->ops->attention(be, y, x, x, x, &L, dev_in(off, sizeof off), 2, 2), LL_ERR_INTERNAL, "negative length",
                  "attention offsets {0,3,2}");
     L.n_kv_heads = 3;
@@ -1015,6 +1021,11 @@ int main(int argc, char **argv) {
         test_attention(p4, 3, 3, 3, 16, QKV_NEOX, 1.0f);     /* an empty prompt in the batch */
         test_attention(p5, 1, 2, 1, 24, QKV_FUSED, 30.0f);   /* scores spread past exp's clamp */
         test_attention(p6, 5, 4, 4, 7, QKV_SEPARATE, 1.0f);
+        /* sliding windows: wider than some prompts and narrower than others; 1 = each token itself only */
+        test_attention_w(p6, 5, 4, 2, 7, QKV_SEPARATE, 1.0f, 3);
+        test_attention_w(p3, 2, 8, 2, 10, QKV_FUSED, 1.0f, 8);
+        test_attention_w(p5, 1, 2, 1, 24, QKV_NEOX, 30.0f, 64);
+        test_attention_w(p2, 3, 4, 4, 12, QKV_SEPARATE, 1.0f, 1);
     }
 
     test_act(1);

@@ -34,6 +34,7 @@ models=(
   "llama-f32|--arch llama --layers 2 --d-model 64 --heads 4 --kv-heads 4 --vocab 700 --dtype f32"
   "mistral-hd-f16|--arch mistral --layers 2 --d-model 96 --heads 4 --kv-heads 1 --head-dim 32 --vocab 1500 --dtype f16"
   "qwen2-bias-f32|--arch qwen2 --layers 2 --d-model 64 --heads 4 --kv-heads 2 --vocab 600 --dtype f32"
+  "mistral-window-bf16|--arch mistral --layers 2 --d-model 64 --heads 4 --kv-heads 2 --sliding-window 9 --vocab 900 --dtype bf16"
 )
 
 fail=0

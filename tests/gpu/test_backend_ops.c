@@ -465,20 +465,29 @@ static void test_rope(void) {
 }
 
 static void test_attention(void) {
-    /* heads, kv heads, head_dim, layout (0 separate, 1 fused [q|k|v], 2 NeoX interleaved), prompts... */
-    static const int cfg[][4] = {{4, 4, 8, 0}, {8, 2, 24, 1}, {6, 1, 64, 0}, {4, 2, 128, 1}, {4, 4, 64, 2}, {2, 1, 256, 0}, {3, 3, 80, 2}};
-    static const int lens[][4] = {{1, 0, 0, 0}, {5, 1, 40, 0}, {17, 33, 0, 0}, {70, 0, 0, 0}, {3, 16, 2, 47}, {37, 0, 0, 0}, {9, 9, 0, 0}};
-    for (int s = 0; s < 7; s++) {
-        int nh = cfg[s][0], nkv = cfg[s][1], hd = cfg[s][2], lay = cfg[s][3];
-        int64_t off[5] = {0};
+    /* heads, kv heads, head_dim, layout (0 separate, 1 fused [q|k|v], 2 NeoX interleaved), sliding window
+     * (0 none; windows below, across and beyond the 16-query blocks and 32-key tiles); prompt lengths,
+     * -1 ending the list (empty prompts included; odd head_dim takes the unpadded K tile) */
+    static const int cfg[][5] = {{4, 4, 8, 0, 0},   {8, 2, 24, 1, 0}, {6, 1, 64, 0, 0}, {4, 2, 128, 1, 0},
+                                 {4, 4, 64, 2, 0},  {2, 1, 256, 0, 0}, {3, 3, 80, 2, 0}, {4, 2, 64, 0, 5},
+                                 {8, 2, 32, 1, 40}, {2, 2, 16, 2, 1},  {4, 1, 128, 0, 33}, {4, 2, 33, 1, 0},
+                                 {2, 1, 1, 0, 0}};
+    static const int lens[][5] = {{1, -1},         {5, 1, 40, -1},    {17, 33, -1},     {70, -1},
+                                  {3, 16, 2, 47, -1}, {37, -1},       {9, 9, -1},       {3, 30, 1, 9, -1},
+                                  {130, -1},       {7, 20, -1},       {100, 4, -1},     {15, 0, 1, 30, -1},
+                                  {0, 1, 1, 40, -1}};
+    for (int s = 0; s < (int)(sizeof cfg / sizeof cfg[0]); s++) {
+        int nh = cfg[s][0], nkv = cfg[s][1], hd = cfg[s][2], lay = cfg[s][3], win = cfg[s][4];
+        int64_t off[6] = {0};
         int np = 0;
-        for (int j = 0; j < 4 && lens[s][j]; j++, np++) off[np + 1] = off[np] + lens[s][j];
+        for (int j = 0; j < 5 && lens[s][j] >= 0; j++, np++) off[np + 1] = off[np] + lens[s][j];
         int64_t T = off[np];
-        if (!case_begin("attention heads=%d kv=%d head_dim=%d %s prompts=%d T=%lld", nh, nkv, hd,
-                        lay == 0 ? "separate" : lay == 1 ? "fused" : "neox", np, (long long)T))
+        if (!case_begin("attention heads=%d kv=%d head_dim=%d %s prompts=%d T=%lld window=%d", nh, nkv, hd,
+                        lay == 0 ? "separate" : lay == 1 ? "fused" : "neox", np, (long long)T, win))
             continue;
         tol t = get_tol("attention", LL_DTYPE_F32);
-        ll_attn_layout L = {.n_heads = nh, .n_kv_heads = nkv, .head_dim = hd, .scale = 1.0f / sqrtf((float)hd)};
+        ll_attn_layout L = {
+            .n_heads = nh, .n_kv_heads = nkv, .head_dim = hd, .scale = 1.0f / sqrtf((float)hd), .window = win};
         int64_t qoff = 0, koff, voff, total;
         if (lay == 0) { /* one buffer, three regions */
             L.ldq = (int64_t)nh * hd;
@@ -522,7 +531,7 @@ static void test_attention(void) {
 }
 
 static void test_elementwise(void) {
-    static const int64_t ns[] = {1, 1000, 65537};
+    static const int64_t ns[] = {1, 1000, 65537, 5000011}; /* the last one exceeds one grid-stride pass */
     for (int s = 0; s < 3; s++)
         for (int kind = 0; kind < 5; kind++) { /* gelu_tanh, gelu_erf, swiglu, swiglu aliased, add */
             int64_t n = ns[s];

@@ -34,8 +34,6 @@ for label, d in c.build_models(root):
     V = cfg["vocab_size"]
     rng = np.random.default_rng(1)
     prompts = [[int(t) for t in rng.integers(0, V, size=n)] for n in (1, 6, 19)]
-    if "window5" in label:
-        prompts = [[int(t) for t in rng.integers(0, V, size=n)] for n in (1, 5, 4)]
     pf = os.path.join(root, label + ".jsonl")
     with open(pf, "w") as f:
         for p in prompts: f.write(json.dumps({"tokens": p}) + "\n")
