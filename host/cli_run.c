@@ -17,7 +17,7 @@ static const char run_usage[] =
     "usage: logitlens run --model DIR (--prompt TEXT ... | --tokens IDS ... | --prompts FILE) --out FILE.h5\n"
     "                     [--topk K] [--points embed,mid,post] [--layers A:B:S] [--save-probs last|all|POS,...]\n"
     "                     [--probs-vocab IDS] [--save-hidden] [--no-special] [--backend cpu|cuda|auto]\n"
-    "                     [--device N] [--threads N] [--batch-tokens N] [--quiet]\n"
+    "                     [--device N] [--tf32] [--threads N] [--batch-tokens N] [--quiet]\n"
     "\n"
     "Runs the model over the prompts, applies the final norm + unembedding + softmax to the residual stream\n"
     "at every selected point, and writes top-k, entropy, KL to the final layer and target statistics to\n"
@@ -28,7 +28,7 @@ static void on_signal(int sig) { interrupted = sig; }
 
 typedef struct run_opts {
     const char *model, *out, *points, *layers, *save_probs, *probs_vocab, *backend;
-    int topk, save_hidden, add_special, quiet, threads, device;
+    int topk, save_hidden, add_special, quiet, threads, device, tf32;
     int64_t batch_tokens;
 } run_opts;
 
@@ -226,6 +226,7 @@ int ll_cmd_run(int argc, char **argv) {
             }
             o.batch_tokens = v;
         } else if (ll_arg_flag(argv, i, "--save-hidden")) o.save_hidden = 1;
+        else if (ll_arg_flag(argv, i, "--tf32")) o.tf32 = 1;
         else if (ll_arg_flag(argv, i, "--no-special")) o.add_special = 0;
         else if (ll_arg_flag(argv, i, "--quiet")) o.quiet = 1;
         else {
@@ -313,10 +314,12 @@ int ll_cmd_run(int argc, char **argv) {
             for (int64_t i = 0; i < V; i++) all_ids[i] = (int32_t)i;
     }
 
-    ll_backend_opts bo = {.threads = o.threads, .device = o.device};
+    ll_backend_opts bo = {.threads = o.threads, .device = o.device, .allow_tf32 = o.tf32};
     if ((rc = ll_backend_open(o.backend, &bo, &be, &err))) {
         goto fail;
     }
+    if (o.tf32 && !strcmp(be->ops->name, "cpu") && !o.quiet)
+        fprintf(stderr, "logitlens run: note: --tf32 has no effect on the cpu backend (its fp32 matmuls stay fp32)\n");
     /* the memory plan, checked before anything is uploaded */
     ll_engine_opts eo = {.topk = o.topk, .save_hidden = o.save_hidden, .probs_nv = ps.mode ? pvocab_n : 0,
                          .probs_vocab = pvocab, .max_probs_rows = max_rows};
@@ -347,6 +350,7 @@ int ll_cmd_run(int argc, char **argv) {
     ll_h5_meta meta = {
         .path = o.out, .command_line = ll_command_line, .created = created, .model_path = o.model,
         .architecture = c->arch, .dtype = ll_dtype_name(mf->dtype), .backend = be->ops->name,
+        .allow_tf32 = o.tf32 && strcmp(be->ops->name, "cpu") != 0,
         .n_layers = c->n_layers, .d_model = c->d_model, .vocab_size = V, .topk = o.topk,
         .config_sha256 = mf->config_sha256, .n_st_files = mf->st->n_files, .st_files = st_files,
         .st_header_sha256 = st_sha, .n_points = pts.n, .point_names = pnames, .point_layers = pts.layers,

@@ -129,6 +129,7 @@ static ll_status write_root_attrs(ll_h5_writer *w, const ll_h5_meta *m, ll_err *
     if ((st = attr_str(w, "architecture", m->architecture, err))) return st;
     if ((st = attr_str(w, "dtype", m->dtype, err))) return st;
     if ((st = attr_str(w, "backend", m->backend, err))) return st;
+    if ((st = attr_i64(w, "allow_tf32", m->allow_tf32 ? 1 : 0, err))) return st;
     if ((st = attr_i64(w, "n_layers", m->n_layers, err))) return st;
     if ((st = attr_i64(w, "d_model", m->d_model, err))) return st;
     if ((st = attr_i64(w, "vocab_size", m->vocab_size, err))) return st;

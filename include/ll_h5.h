@@ -23,6 +23,7 @@ typedef struct ll_h5_meta {
     const char *architecture;
     const char *dtype;         /* "F32", "F16", "BF16" */
     const char *backend;       /* "cpu", "cuda" */
+    int allow_tf32;            /* fp32 matmuls were allowed to use TF32 (run --tf32 on cuda) */
     int64_t n_layers, d_model, vocab_size;
     int topk;
     const char *config_sha256; /* hex */

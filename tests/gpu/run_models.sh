@@ -12,7 +12,8 @@
 #   - target ranks: equal, or both targets within a near-tie (|target prob difference| <= P_TOL).
 # Bounds by storage dtype (reasons): f32: the two backends differ only in summation order (1e-3 leaves
 # room for a few layers of amplification); f16: CUDA rounds every matmul's activations to f16
-# (2^-11); bf16: to bf16 (2^-8), so logits move by ~1e-2 after a few layers.
+# (2^-11); bf16: to bf16 (2^-8), so logits move by ~1e-2 after a few layers; f32 with --tf32 on CUDA:
+# products of 10-bit mantissas, the f16 bounds.
 # Prints one line per model and the first divergence; exits 1 if any model differs.
 set -uo pipefail
 BIN=${LOGITLENS_BIN:-build/logitlens}
@@ -24,7 +25,7 @@ if ! "$PY" -c 'import h5py, numpy' 2>/dev/null; then
   echo "run_models: FAIL (python3 h5py and numpy are needed: bash tools/install-deps.sh)"; exit 1
 fi
 
-# name | synth flags
+# name | synth flags [| extra flags for the cuda run: --tf32 compares at f16's bounds (10-bit mantissas)]
 models=(
   "gpt2-f32|--arch gpt2 --layers 3 --d-model 96 --heads 4 --vocab 1000 --dtype f32"
   "gpt2-bf16|--arch gpt2 --layers 2 --d-model 64 --heads 2 --vocab 777 --dtype bf16"
@@ -34,12 +35,14 @@ models=(
   "llama-f32|--arch llama --layers 2 --d-model 64 --heads 4 --kv-heads 4 --vocab 700 --dtype f32"
   "mistral-hd-f16|--arch mistral --layers 2 --d-model 96 --heads 4 --kv-heads 1 --head-dim 32 --vocab 1500 --dtype f16"
   "qwen2-bias-f32|--arch qwen2 --layers 2 --d-model 64 --heads 4 --kv-heads 2 --vocab 600 --dtype f32"
+  "llama-f32-tf32|--arch llama --layers 2 --d-model 64 --heads 4 --kv-heads 2 --vocab 700 --dtype f32|--tf32"
   "mistral-window-bf16|--arch mistral --layers 2 --d-model 64 --heads 4 --kv-heads 2 --sliding-window 9 --vocab 900 --dtype bf16"
 )
 
 fail=0
 for m in "${models[@]}"; do
-  name=${m%%|*}; flags=${m#*|}
+  name=${m%%|*}; rest=${m#*|}; flags=${rest%%|*}; cuda_extra=""
+  [ "$rest" != "$flags" ] && cuda_extra=${rest#*|}
   dir="$work/$name"
   vocab=$(sed -E 's/.*--vocab ([0-9]+).*/\1/' <<<"$flags")
   # shellcheck disable=SC2086
@@ -57,23 +60,28 @@ PYEOF
   while read -r t; do args+=(--tokens "$t"); done <<<"$toks"
   ok=1
   for be in cpu cuda; do
+    extra=()
+    # shellcheck disable=SC2206
+    [ "$be" = cuda ] && extra=($cuda_extra)
     if ! "$BIN" run --model "$dir" "${args[@]}" --points embed,mid,post --topk 10 --save-probs last \
-        --backend "$be" --quiet --out "$work/$name.$be.h5" >"$work/run.log" 2>&1; then
+        --backend "$be" "${extra[@]}" --quiet --out "$work/$name.$be.h5" >"$work/run.log" 2>&1; then
       echo "FAIL  model $name: run --backend $be failed: $(tail -1 "$work/run.log")"; ok=0; fail=1; break
     fi
   done
   [ "$ok" -eq 1 ] || continue
   dtype=$(sed -E 's/.*--dtype ([a-z0-9]+).*/\1/' <<<"$flags")
+  [[ "$cuda_extra" == *--tf32* ]] && dtype=tf32
   if ! "$PY" - "$work/$name.cpu.h5" "$work/$name.cuda.h5" "$dtype" "$name" <<'PYEOF'
 import sys
 import h5py, numpy as np
 cpu_path, cuda_path, dtype, name = sys.argv[1:5]
-P_TOL, H_TOL = {"f32": (1e-3, 2e-3), "f16": (5e-3, 1e-2), "bf16": (3e-2, 6e-2)}[dtype]
+P_TOL, H_TOL = {"f32": (1e-3, 2e-3), "f16": (5e-3, 1e-2), "tf32": (5e-3, 1e-2), "bf16": (3e-2, 6e-2)}[dtype]
 c, g = h5py.File(cpu_path, "r"), h5py.File(cuda_path, "r")
 def fail(msg):
     print(f"FAIL  model {name} ({dtype}): {msg}")
     sys.exit(1)
 assert c.attrs["backend"] in (b"cpu", "cpu") and g.attrs["backend"] in (b"cuda", "cuda"), "backend attributes"
+assert int(g.attrs["allow_tf32"]) == (dtype == "tf32") and int(c.attrs["allow_tf32"]) == 0, "allow_tf32 attributes"
 worst = {}
 def close(key, tol_abs, tol_rel=0.0):
     a, b = c[key][...].astype(np.float64), g[key][...].astype(np.float64)
