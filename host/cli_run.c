@@ -363,8 +363,10 @@ int ll_cmd_run(int argc, char **argv) {
     vocab_free(&vs);
 
     /* 5: weights and engine */
+    const double t_load = ll_now();
     if ((rc = ll_weights_upload(be, mf, &w, &err))) goto fail;
     if ((rc = ll_engine_init(be, c, &w, &comm, &pts, &eo, max_T, &eng, &err))) goto fail;
+    const double t_run = ll_now();
 
     texts = calloc((size_t)prompts.n * 2, sizeof *texts);
     bpos = ll_malloc_array((size_t)max_T, 4);
@@ -457,9 +459,13 @@ int ll_cmd_run(int argc, char **argv) {
     h5 = NULL;
     if (rc) goto fail;
     ll_progress_finish(&prog, done);
-    if (!o.quiet)
-        fprintf(stderr, "logitlens: wrote %s: %d prompts, %lld tokens, %d points\n", o.out, prompts.n,
-                (long long)total_tokens, pts.n);
+    if (!o.quiet) {
+        const double t_end = ll_now(), run_s = t_end - t_run;
+        fprintf(stderr, "logitlens: wrote %s: %d prompts, %lld tokens, %d points; weights %.2f s, forward + lens %.2f s "
+                        "(%.0f tokens per second)\n",
+                o.out, prompts.n, (long long)total_tokens, pts.n, t_run - t_load, run_s,
+                run_s > 0 ? (double)total_tokens / run_s : 0.0);
+    }
 
 fail:
     if (rc) fprintf(stderr, "logitlens run: %s\n", err.msg);

@@ -28,3 +28,22 @@ def test_progress_lines_with_rate_and_eta(ll, tmp_path):
     assert q.returncode == 0 and q.stderr == "", q.stderr
     s = _run(ll, model, prompts, tmp_path / "c.h5", {"LOGITLENS_PROGRESS_DELAY": "1000"})
     assert s.returncode == 0 and "tokens/s" not in s.stderr, s.stderr
+
+
+def test_summary_line_with_load_and_run_times(ll, tmp_path):
+    """Unless --quiet, the run ends with one line: output, sizes, weight loading and compute times."""
+    model = ll.synth(arch="gpt2", layers=2, d_model=32, heads=2, vocab=300, ctx=32, tokenizer="none")
+    prompts = tmp_path / "p.jsonl"
+    write_jsonl(prompts, [[1, 2, 3, 4]] * 3)
+    out = tmp_path / "s.h5"
+    p = _run(ll, model, prompts, out, {"LOGITLENS_PROGRESS_DELAY": "1000"})
+    assert p.returncode == 0, p.stderr
+    last = p.stderr.splitlines()[-1]
+    m = re.fullmatch(r"logitlens: wrote (\S+): 3 prompts, 12 tokens, (\d+) points; weights ([0-9.]+) s, "
+                     r"forward \+ lens ([0-9.]+) s \((\d+) tokens per second\)", last)
+    assert m, last
+    assert m.group(1) == str(out) and int(m.group(2)) == 3  # embed + post.0 + post.1
+    run_s, rate = float(m.group(4)), int(m.group(5))
+    assert run_s > 0, last
+    lo, hi = 12 / (run_s + 0.005), 12 / max(run_s - 0.005, 1e-9)  # run_s is printed to 0.01 s
+    assert lo - 1 <= rate <= hi + 1, last
