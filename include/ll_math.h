@@ -173,6 +173,11 @@ LL_HD float ll_lse_entropy(ll_lse_state s) {
     return h > 0.0f ? h : 0.0f;
 }
 
+/* KL(p_f || p_l) from its terms combined in double (-H_f - sum p_f z_l + LSE_l): rounding can make it
+ * slightly negative, which is clamped to 0 (never -0); a NaN term (an overflowing row) stays NaN so the
+ * row is not silently reported as identical to the final layer. */
+LL_HD float ll_kl_finish(double v) { return v != v ? (float)v : v > 0.0 ? (float)v : 0.0f; }
+
 /* ---- the lens: running top-k ------------------------------------------------------------------- */
 
 /* Inserts (id, val) into a descending top-k list of current length *n (capacity k). Ties keep the

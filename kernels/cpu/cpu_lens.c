@@ -250,7 +250,7 @@ ll_status ll_cpu_lens_kl(ll_backend *be, float *kl, const float *x, const ll_wt 
         double dot = 0.0;
         for (int64_t i = 0; i < d; i++) dot += (double)xr[i] * ut[i];
         double v = -(double)hf[t] - (dot + (double)pb[t]) + (double)lse[r];
-        kl[r] = v > 0.0 ? (float)v : 0.0f;
+        kl[r] = ll_kl_finish(v);
     }
     return LL_OK;
 }

@@ -203,6 +203,7 @@ static void ctx_free(llc_ctx *c) {
     if (c->blas_ws) (void)cudaFree(c->blas_ws);
     if (c->scratch) (void)cudaFree(c->scratch);
     if (c->stream) (void)cudaStreamDestroy(c->stream);
+    (void)cudaGetLastError(); /* failures ignored here must not be reported by a later launch check */
     free(c);
 }
 

@@ -6,7 +6,7 @@
  *     divided at the end by the computed sum_v p(t, v) (as the CPU does), so the rounding of lse does not
  *     scale them.
  *   lens_kl: kl[r] = -hf[t] - (round(x[r]) . u[t] + pb[t]) + lse[r], t = r % T, clamped at >= 0
- *     (a NaN stays NaN). With the same rounding of x as the pass, sum_v p_f z_l = round(x_l) . u + pb
+ *     (a NaN stays NaN: ll_kl_finish, shared with the CPU). With the same rounding of x as the pass, sum_v p_f z_l = round(x_l) . u + pb
  *     exactly up to fp32 arithmetic, so the final layer's KL is 0 to ~1e-6 nats, not to the size of the
  *     rounding of x. The rounding dtype is that of the unembedding wu passed in (the one the pass and
  *     lens_expect used).
@@ -17,7 +17,8 @@
  * Precision: logits as in lens_pass. For BF16/F16 W_U the probabilities enter the u GEMM as two 16-bit
  *   matrices p_hi = round(p), p_lo = round(p - p_hi) (two GEMMs, fp32 accumulation): p keeps ~16
  *   significant bits instead of 8, W_U is used exactly as stored, and the tensor cores still do the
- *   work. For F32 W_U, one fp32 GEMM (never TF32 here: u feeds a difference of quantities tens of nats
+ *   work. For F16 the split is of 2^15 p (undone when u is normalized): F16's exponent range would
+ *   otherwise flush every p below 2^-25 to zero, losing ~1e-4 of the mass of peaked rows. For F32 W_U, one fp32 GEMM (never TF32 here: u feeds a difference of quantities tens of nats
  *   large). pb, the KL combination and the dot products accumulate in fp32 (the KL's final sum in
  *   double).
  * Launch: probability kernels: one block of 256 threads per row of the row block, threads striding over
@@ -30,6 +31,8 @@
  *   ("lens_expect", "lens_kl" including the final layer against itself, "lens_probs" with and without
  *   vsel), tests/gpu/run_models.sh. */
 #include "cuda_common.cuh"
+
+#define LLC_EXPECT_F16_SCALE 32768.0f /* 2^15: exact to multiply and divide by */
 
 /* p = exp(z + b - lse) for a tile: rows r0.. (grid.x of them), columns v0 .. v0 + ncols - 1.
  * Writes p as hi/lo 16-bit pairs (phi/plo non-NULL, dtype dt) or in place as fp32. */
@@ -52,9 +55,11 @@ llc_expect_prob_kernel(float *__restrict__ z, int64_t ldz, int ncols, int64_t v0
             if (dt == LL_DTYPE_BF16) {
                 h = ll_f32_to_bf16(p);
                 lo = ll_f32_to_bf16(p - ll_bf16_to_f32(h));
-            } else {
-                h = ll_f32_to_f16(p);
-                lo = ll_f32_to_f16(p - ll_f16_to_f32(h));
+            } else { /* F16: p scaled by 2^15 first (<= 32768 < 65504), so that p down to ~2^-39 stays
+                      * representable instead of flushing below F16's smallest subnormal, 2^-24 */
+                const float ps = p * LLC_EXPECT_F16_SCALE;
+                h = ll_f32_to_f16(ps);
+                lo = ll_f32_to_f16(ps - ll_f16_to_f32(h));
             }
             phi[i * ldz + c] = h;
             plo[i * ldz + c] = lo;
@@ -70,15 +75,16 @@ llc_expect_prob_kernel(float *__restrict__ z, int64_t ldz, int ncols, int64_t v0
     }
 }
 
-/* u[t, :] /= psum[t], pb[t] /= psum[t]: p normalized by its own computed sum, so that the rounding of
- * the fp32 lse (~1e-7 relative of a value of tens) does not scale u and pb. */
+/* u[t, :] /= uscale psum[t], pb[t] /= psum[t]: p normalized by its own computed sum, so that the rounding
+ * of the fp32 lse (~1e-7 relative of a value of tens) does not scale u and pb; uscale undoes the F16
+ * split's scaling of p (1 otherwise). */
 __global__ void llc_expect_norm_kernel(float *__restrict__ u, float *__restrict__ pb, const float *__restrict__ psum,
-                                       int64_t T, int64_t d) {
+                                       int64_t T, int64_t d, float uscale) {
     const int64_t n = T * d;
     for (int64_t e = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; e < n; e += (int64_t)gridDim.x * blockDim.x) {
         const int64_t t = e / d;
         const float s = psum[t];
-        u[e] /= s;
+        u[e] /= s * uscale;
         if (e - t * d == 0) pb[t] /= s;
     }
 }
@@ -142,7 +148,8 @@ ll_status llc_lens_expect(ll_backend *be, float *u, float *pb, const float *xf, 
             }
         }
     }
-    llc_expect_norm_kernel<<<llc_grid(c, T * d), LLC_THREADS, 0, c->stream>>>(u, pb, psum, T, d);
+    llc_expect_norm_kernel<<<llc_grid(c, T * d), LLC_THREADS, 0, c->stream>>>(
+        u, pb, psum, T, d, wdt == LL_DTYPE_F16 ? LLC_EXPECT_F16_SCALE : 1.0f);
     LLC_LAUNCHED(be, op);
     return LL_OK;
 }
@@ -162,9 +169,7 @@ __global__ void llc_lens_kl_kernel(float *__restrict__ kl, const float *__restri
         for (int64_t i = lane; i < d; i += 32) acc = fmaf(llc_round(xr[i], rdt), ut[i], acc);
         acc = llc_warp_sum(acc);
         if (lane == 0) {
-            const double v = (double)lse[r] - (double)hf[t] - (double)acc - (double)pb[t];
-            const float f = (float)v;
-            kl[r] = f < 0.0f ? 0.0f : f; /* NaN stays NaN */
+            kl[r] = ll_kl_finish((double)lse[r] - (double)hf[t] - (double)acc - (double)pb[t]);
         }
     }
 }
@@ -172,7 +177,7 @@ __global__ void llc_lens_kl_kernel(float *__restrict__ kl, const float *__restri
 ll_status llc_lens_kl(ll_backend *be, float *kl, const float *x, const ll_wt *wu, const float *u, const float *pb, const float *hf,
                       const float *lse, int64_t R, int64_t T, int64_t d) {
     const char *op = "lens_kl";
-    LLC_REQUIRE(be, op, kl && x && wu && u && pb && hf && lse && R >= 0 && T > 0 && d > 0);
+    LLC_REQUIRE(be, op, kl && x && wu && u && pb && hf && lse && R >= 0 && T > 0 && d > 0 && R % T == 0);
     if (R == 0) return LL_OK;
     LLC_TRY(llc_enter(be, op));
     llc_ctx *c = llc_get(be);

@@ -938,6 +938,25 @@ static void expect_error(ll_status st, ll_status want, const char *needle, const
     report(ok, "errors", desc, "status %d (want %d): %s", (int)st, (int)want, be->err.msg);
 }
 
+/* lens_kl's last step (ll_kl_finish): a rounding-negative KL is clamped to +0 (never -0), and a NaN term
+ * (an overflowing row) gives NaN rather than a KL of 0 that would read as "identical to the final layer". */
+static void test_kl_finish(void) {
+    const float x[6] = {1, 2, 3, 4, 5, 6}, u[2] = {0, 0}, pb[1] = {0}, hf[1] = {1.0f};
+    const float lse[3] = {1.5f, NAN, 0.9f};
+    float h[16] = {0};
+    ll_wt *w = dev_wt(h, 4, 2);
+    float *kl = dev_alloc(3 * sizeof(float));
+    if (be->ops->lens_kl(be, kl, dev_in(x, sizeof x), w, dev_in(u, sizeof u), dev_in(pb, sizeof pb),
+                         dev_in(hf, sizeof hf), dev_in(lse, sizeof lse), 3, 1, 2))
+        die("lens_kl");
+    float got[3];
+    if (be->ops->download(be, got, kl, sizeof got)) die("download");
+    report(got[0] == 0.5f, "lens_kl", "positive KL kept", "got %g (want 0.5)", got[0]);
+    report(isnan(got[1]), "lens_kl", "NaN term gives NaN, not 0", "got %g (want nan)", got[1]);
+    report(got[2] == 0.0f && !signbit(got[2]), "lens_kl", "negative rounding clamped to +0", "got %g (want +0)", got[2]);
+    dev_free_all();
+}
+
 static void test_errors(void) {
     float h[64] = {0};
     ll_wt *w = dev_wt(h, 4, 8); /* [4, 8] */
@@ -1049,6 +1068,7 @@ int main(int argc, char **argv) {
     };
     for (size_t i = 0; i < sizeof lens_cases / sizeof lens_cases[0]; i++) test_lens(&lens_cases[i]);
 
+    test_kl_finish();
     test_errors();
 
     ll_backend_close(be);
