@@ -8,6 +8,9 @@
 #      PAIRS (2), HF_BATCH (4: prompts per forward for hf_lens.py; each layer's logits are materialized)
 # Peak extra device memory of logitlens: nvidia-smi's memory.used sampled every 100 ms, minus the value
 # before the run (it includes the CUDA context, ~0.5 GB); of hf_lens.py: torch's own peak above the weights.
+# Model FLOPs utilization (e2e_mfu.py): forward + lens model FLOPs over each tool's compute time (load
+# excluded: logitlens's final line, hf_lens.py's forward+lens time), against the bf16 GEMM rate torch
+# measures on the lens's shape in the same session (the ceiling).
 set -euo pipefail
 BIN=${LOGITLENS_BIN:-build/logitlens}
 PY=${PYTHON:-python3}
@@ -40,19 +43,32 @@ run_ll() {
   ( peak=0; while :; do m=$(gpu_mem); [ "$m" -gt "$peak" ] && peak=$m && echo "$peak" >"$WORK/peak"; sleep 0.1; done ) &
   pid=$!
   t0=$(date +%s.%N)
-  "$BIN" run --model "$model" --prompts "$prompts" --points embed,post --topk 10 --backend cuda --quiet \
-    --out "$WORK/ll.h5"
+  LOGITLENS_PROGRESS_DELAY=100000 "$BIN" run --model "$model" --prompts "$prompts" --points embed,post --topk 10 \
+    --backend cuda --out "$WORK/ll.h5" 2>"$WORK/ll.log"
   t1=$(date +%s.%N)
   kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null || true
-  echo "logitlens: wall $(awk "BEGIN { printf \"%.2f\", $t1 - $t0 }") s (load included), peak extra device memory $(( $(cat "$WORK/peak") - base )) MiB"
+  local run_s
+  run_s=$(sed -nE 's/.*forward \+ lens ([0-9.]+) s.*/\1/p' "$WORK/ll.log" | tail -1)
+  echo "logitlens: wall $(awk "BEGIN { printf \"%.2f\", $t1 - $t0 }") s (load included), forward + lens ${run_s} s, $(mfu "$run_s"), peak extra device memory $(( $(cat "$WORK/peak") - base )) MiB"
+}
+# mfu SECONDS: model FLOPs utilization of a compute time against the measured GEMM ceiling
+mfu() {
+  awk -v s="$1" -v f="$FLOPS" -v c="$CEIL" 'BEGIN { if (s > 0) printf "%.1f TFLOP/s = %.1f%% of the %.0f TFLOP/s GEMM ceiling", f / s / 1e12, 100 * f / s / 1e12 / c, c; else printf "no compute time" }'
 }
 run_hf() {
   local t0 t1
   t0=$(date +%s.%N)
-  "$PY" "$here/hf_lens.py" "$model" "$prompts" --topk 10 --batch "$HF_BATCH"
+  "$PY" "$here/hf_lens.py" "$model" "$prompts" --topk 10 --batch "$HF_BATCH" | tee "$WORK/hf.log"
   t1=$(date +%s.%N)
-  echo "hf_lens: wall $(awk "BEGIN { printf \"%.2f\", $t1 - $t0 }") s (load included)"
+  local run_s
+  run_s=$(sed -nE 's/.*forward\+lens ([0-9.]+) s.*/\1/p' "$WORK/hf.log" | tail -1)
+  echo "hf_lens: wall $(awk "BEGIN { printf \"%.2f\", $t1 - $t0 }") s (load included), $(mfu "$run_s")"
 }
+
+read -r FWD LENS < <("$PY" "$here/e2e_mfu.py" flops "$model/config.json" "$prompts" 33)
+FLOPS=$(awk -v a="$FWD" -v b="$LENS" 'BEGIN { printf "%.6e", a + b }')
+CEIL=$("$PY" "$here/e2e_mfu.py" ceiling)
+echo "e2e: model FLOPs: forward $FWD + lens $LENS (33 points); bf16 GEMM ceiling (torch, [8192x4096]x[4096x128256]) $CEIL TFLOP/s"
 
 for i in $(seq "$PAIRS"); do
   echo "--- pair $i"
