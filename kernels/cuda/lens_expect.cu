@@ -19,8 +19,7 @@
  *   significant bits instead of 8, W_U is used exactly as stored, and the tensor cores still do the
  *   work. For F16 the split is of 2^15 p (undone when u is normalized): F16's exponent range would
  *   otherwise flush every p below 2^-25 to zero, losing ~1e-4 of the mass of peaked rows. For F32 W_U, one fp32 GEMM (never TF32 here: u feeds a difference of quantities tens of nats
- *   large). pb, the KL combination and the dot products accumulate in fp32 (the KL's final sum in
- *   double).
+ *   large). pb accumulates in fp32; lens_kl's dot product and final sum in double, as on the CPU.
  * Launch: probability kernels: one block of 256 threads per row of the row block, threads striding over
  *   the tile's columns, pb's tile sum through a block reduction (32 floats of shared memory). lens_kl:
  *   one warp per row (grid-stride). Gather and output kernels: grid-stride loops, int64 indices.
@@ -165,11 +164,11 @@ __global__ void llc_lens_kl_kernel(float *__restrict__ kl, const float *__restri
         const int64_t t = r % T;
         const float *xr = x + r * d;
         const float *ut = u + t * d;
-        float acc = 0.0f;
-        for (int64_t i = lane; i < d; i += 32) acc = fmaf(llc_round(xr[i], rdt), ut[i], acc);
-        acc = llc_warp_sum(acc);
+        double acc = 0.0; /* in double like the CPU: the dot product is of the size of LSE, KL can be ~0 */
+        for (int64_t i = lane; i < d; i += 32) acc = fma((double)llc_round(xr[i], rdt), (double)ut[i], acc);
+        for (int o = 16; o > 0; o >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, o);
         if (lane == 0) {
-            kl[r] = ll_kl_finish((double)lse[r] - (double)hf[t] - (double)acc - (double)pb[t]);
+            kl[r] = ll_kl_finish((double)lse[r] - (double)hf[t] - acc - (double)pb[t]);
         }
     }
 }
