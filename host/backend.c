@@ -5,7 +5,9 @@
  * executable (readlink /proc/self/exe), and entered through its exported ll_backend_cuda_init
  * (LL_CUDA_BACKEND_SYMBOL). The executable never links against CUDA libraries, so it starts on
  * machines without them; only dlopen of the module pulls in libcudart/libcublas. "auto" tries CUDA
- * silently and falls back to the CPU. See docs/backends.md. */
+ * silently and falls back to the CPU. See docs/backends.md. LOGITLENS_DEVICE_CHECK=1 wraps the CPU
+ * backend in the device-memory discipline checker (host/backend_check.c; tests). */
+#include "backend_check.h"
 #include "ll_backend.h"
 
 #include <dlfcn.h>
@@ -110,6 +112,12 @@ ll_status ll_backend_open(const char *name, const ll_backend_opts *opts, ll_back
     ll_status st = ll_backend_cpu_init(&box->be, opts);
     if (st != LL_OK) {
         ll_fail(err, st, "%s", box->be.err.msg);
+        free(box);
+        return st;
+    }
+    const char *check = getenv("LOGITLENS_DEVICE_CHECK");
+    if (check && !strcmp(check, "1") && (st = ll_backend_check_wrap(&box->be, err)) != LL_OK) {
+        box->be.ops->close(&box->be);
         free(box);
         return st;
     }
