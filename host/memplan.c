@@ -1,14 +1,45 @@
 /* memplan.c: memory plan of a run (weights + activations + backend scratch). */
 #include "ll_memplan.h"
 
+#include "ll_cuda_plan.h"
+
 #include <stdio.h>
 #include <string.h>
 
-/* Backend scratch budgets: the CPU lens works in 2048 x 4096 float tiles (32 MiB); the CUDA lens tile
- * buffer is capped at 256 MiB (LL_CUDA_LENS_TILE_BYTES) and cuBLAS gets a fixed workspace, plus room for
- * the bf16/f16 copies of matmul inputs. The figures are upper bounds of what the backends allocate. */
+/* The CPU backend's scratch: the lens works in 2048 x 4096 float tiles (32 MiB) plus per-thread rows; an
+ * upper bound. The CUDA backend's: the largest request of any op the run makes (the arena keeps the
+ * largest; ll_cuda_plan.h has each op's formula, the same the ops use) plus the cuBLAS workspace. */
 #define LL_PLAN_CPU_SCRATCH ((size_t)64 << 20)
-#define LL_PLAN_CUDA_SCRATCH ((size_t)512 << 20)
+
+static size_t max_size(size_t a, size_t b) { return a > b ? a : b; }
+
+/* The unembedding's storage dtype (the token embedding's when tied), which the lens ops compute in. */
+static ll_dtype unembed_dtype(const ll_model_files *m) {
+    ll_dtype dt = m->dtype;
+    for (int i = 0; i < m->n_specs; i++)
+        if (m->specs[i].layer < 0 && m->specs[i].role == LL_GW_UNEMBED && m->bound[i]->dtype_ok) return m->bound[i]->dtype;
+    for (int i = 0; i < m->n_specs; i++)
+        if (m->specs[i].layer < 0 && m->specs[i].role == LL_GW_TOK_EMBED && m->bound[i]->dtype_ok) dt = m->bound[i]->dtype;
+    return dt;
+}
+
+static size_t cuda_scratch(const ll_model_files *m, const ll_points *p, const ll_engine_opts *o, int64_t max_T) {
+    const ll_config *c = &m->cfg;
+    const int half = m->dtype != LL_DTYPE_F32, lens_half = unembed_dtype(m) != LL_DTYPE_F32;
+    const size_t budget = ll_cuda_lens_budget();
+    const int64_t d = c->d_model, P = p->n, R = P * max_T;
+    int64_t K = d; /* widest matmul input: d, the attention output, or the MLP's hidden layer */
+    if ((int64_t)c->n_heads * c->head_dim > K) K = (int64_t)c->n_heads * c->head_dim;
+    if (c->d_ff > K) K = c->d_ff;
+    size_t s = ll_cuda_matmul_scratch(max_T, K, half);
+    s = max_size(s, ll_cuda_lens_pass_scratch(max_T, d, c->vocab, o->topk, lens_half, budget)); /* final rows */
+    s = max_size(s, ll_cuda_lens_pass_scratch(R, d, c->vocab, o->topk, lens_half, budget));     /* every point */
+    s = max_size(s, ll_cuda_lens_expect_scratch(max_T, d, c->vocab, lens_half, budget));
+    if (o->probs_nv > 0)
+        s = max_size(s, ll_cuda_lens_probs_scratch(P * o->max_probs_rows, d, o->probs_nv,
+                                                   ll_dtype_size(unembed_dtype(m)), o->probs_vocab != NULL, budget));
+    return s + LL_CUDA_BLAS_WORKSPACE;
+}
 
 void ll_memplan_compute(const ll_model_files *m, const char *backend, const ll_points *p, const ll_engine_opts *o,
                         int64_t max_T, ll_memplan *out) {
@@ -17,11 +48,7 @@ void ll_memplan_compute(const ll_model_files *m, const char *backend, const ll_p
     for (int i = 0; i < m->n_specs; i++)
         out->weights += cpu ? (size_t)ll_st_numel(m->bound[i]) * 4 : m->bound[i]->nbytes;
     out->activations = ll_engine_activation_bytes(&m->cfg, p, o, max_T);
-    if (!cpu) { /* matmul inputs cast to the weights' dtype: the widest activation, in 2 bytes */
-        int64_t w = m->cfg.d_ff > 3 * m->cfg.d_model ? m->cfg.d_ff : 3 * m->cfg.d_model;
-        out->activations += (size_t)(max_T * w) * 2;
-    }
-    out->scratch = cpu ? LL_PLAN_CPU_SCRATCH : LL_PLAN_CUDA_SCRATCH;
+    out->scratch = cpu ? LL_PLAN_CPU_SCRATCH : cuda_scratch(m, p, o, max_T);
     out->total = out->weights + out->activations + out->scratch;
 }
 

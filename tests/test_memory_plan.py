@@ -42,3 +42,35 @@ def test_run_refuses_a_model_that_does_not_fit(ll, tmp_path):
                         "--backend", "cpu", "--quiet"], env=env, capture_output=True, text=True, timeout=120)
     assert p.returncode == 0, p.stderr
     assert out.exists()
+
+
+def _align(n):
+    return (n + 255) // 256 * 256
+
+
+def _cuda_lens_pass_scratch(R, d, V, k, budget):
+    """docs/cuda.md's tiling and lens_pass scratch for a 16-bit unembedding (written out independently)."""
+    elems = budget // 4
+    vt = max(128, min(4096, (elems // max(R, 1)) // 128 * 128))
+    vt = min(vt, V)
+    rb = min(max(1, elems // vt), R)
+    wcap = min(k, vt) if k > 32 else 0
+    return _align(2 * R * d) + _align(20 * R) + _align(rb * vt * 4) + 2 * _align(rb * wcap * 4)
+
+
+def test_cuda_plan_counts_the_lens_scratch(ll):
+    """The CUDA plan's scratch is the largest request of the run's ops plus cuBLAS's 32 MiB workspace: here
+    lens_pass over all 5 points x 65536 tokens (the rows' 16-bit copy alone is 320 MiB), for the default
+    tile budget and for LL_CUDA_LENS_TILE_BYTES."""
+    model = ll.synth(arch="llama", layers=2, d_model=512, heads=8, kv_heads=2, vocab=300, ctx=32, dtype="bf16",
+                     tokenizer="none")
+    R, d, V, k = 5 * 65536, 512, 300, 10
+    for budget in (256 << 20, 64 << 20):
+        env = dict(os.environ, LL_CUDA_LENS_TILE_BYTES=str(budget))
+        p = subprocess.run([ll.path, "inspect", model, "--batch-tokens", "65536", "--points", "embed,mid,post"],
+                           env=env, capture_output=True, text=True, timeout=120)
+        assert p.returncode == 0, p.stderr
+        m = re.search(r"^  cuda\s+weights .* scratch ([0-9.]+) MiB = ", p.stdout, re.M)
+        assert m, p.stdout
+        want = (_cuda_lens_pass_scratch(R, d, V, k, budget) + (32 << 20)) / 2**20
+        assert abs(float(m.group(1)) - want) < 0.01, (budget, m.group(1), want)

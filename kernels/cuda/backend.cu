@@ -275,7 +275,7 @@ static ll_status ctx_init(ll_backend *be, llc_ctx *c, const ll_backend_opts *opt
     LLC_CUBLAS(be, op, cublasSetStream(c->blas, c->stream));
     /* fp32 GEMMs are plain fp32 unless a call asks for TF32 through its compute type. */
     LLC_CUBLAS(be, op, cublasSetMathMode(c->blas, CUBLAS_DEFAULT_MATH));
-    c->blas_ws_bytes = (size_t)32 << 20;
+    c->blas_ws_bytes = LL_CUDA_BLAS_WORKSPACE;
     LLC_CUDA(be, op, cudaMalloc(&c->blas_ws, c->blas_ws_bytes));
     LLC_CUBLAS(be, op, cublasSetWorkspace(c->blas, c->blas_ws, c->blas_ws_bytes));
     return LL_OK;

@@ -45,30 +45,12 @@
 
 /* ---- tiling ------------------------------------------------------------------------------------- */
 
-size_t llc_lens_budget(void) {
-    const char *s = getenv("LL_CUDA_LENS_TILE_BYTES");
-    size_t b = (size_t)256 << 20;
-    if (s && s[0]) {
-        char *end = NULL;
-        unsigned long long v = strtoull(s, &end, 10);
-        if (end && *end == 0 && v > 0) b = (size_t)v;
-    }
-    if (b < 4096) b = 4096;
-    return b;
-}
+/* The tiling and each op's scratch request are in include/ll_cuda_plan.h, shared with the host's memory
+ * planner (host/memplan.c). */
+size_t llc_lens_budget(void) { return ll_cuda_lens_budget(); }
 
 void llc_lens_plan(int64_t R, int64_t V, size_t bytes_per_elem, int64_t *rblock, int64_t *vtile) {
-    const int64_t budget = (int64_t)(llc_lens_budget() / bytes_per_elem); /* elements */
-    int64_t vt = budget / (R > 0 ? R : 1);
-    vt = vt / 128 * 128;
-    if (vt < 128) vt = 128;
-    if (vt > LLC_LENS_VTILE_MAX) vt = LLC_LENS_VTILE_MAX;
-    if (vt > V) vt = V;
-    int64_t rb = budget / vt;
-    if (rb < 1) rb = 1;
-    if (rb > R) rb = R;
-    *rblock = rb;
-    *vtile = vt;
+    ll_cuda_lens_tiling(R, V, bytes_per_elem, ll_cuda_lens_budget(), rblock, vtile);
 }
 
 /* ---- per-row state -------------------------------------------------------------------------------- */
@@ -78,6 +60,7 @@ struct llc_lens_row {
     int32_t count;  /* logits strictly above the target logit so far */
     int32_t n;      /* entries in the running top-k */
 };
+static_assert(sizeof(llc_lens_row) == LL_CUDA_LENS_ROW_STATE, "ll_cuda_plan.h's row state size");
 
 __global__ void llc_lens_init_kernel(llc_lens_row *st, int64_t R) {
     for (int64_t r = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; r < R; r += (int64_t)gridDim.x * blockDim.x) {
@@ -356,9 +339,9 @@ ll_status llc_lens_pass(ll_backend *be, const ll_lens_pass_args *a) {
     const int64_t wcap = a->k > 32 ? (a->k < vt ? a->k : vt) : 0;
     const size_t w_bytes = (size_t)rb * (size_t)wcap * sizeof(float);
     void *scr = NULL;
-    LLC_TRY(llc_scratch(be, op,
-                        llc_align_up(xb_bytes) + llc_align_up(st_bytes) + llc_align_up(z_bytes) + 2 * llc_align_up(w_bytes),
-                        &scr));
+    const size_t need = llc_align_up(xb_bytes) + llc_align_up(st_bytes) + llc_align_up(z_bytes) + 2 * llc_align_up(w_bytes);
+    LLC_REQUIRE(be, op, need == ll_cuda_lens_pass_scratch(R, d, V, a->k, wdt != LL_DTYPE_F32, ll_cuda_lens_budget()));
+    LLC_TRY(llc_scratch(be, op, need, &scr));
     char *cur = (char *)scr;
     void *xb = xb_bytes ? llc_carve(&cur, xb_bytes) : NULL;
     llc_lens_row *st = (llc_lens_row *)llc_carve(&cur, st_bytes);

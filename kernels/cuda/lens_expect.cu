@@ -108,9 +108,9 @@ ll_status llc_lens_expect(ll_backend *be, float *u, float *pb, const float *xf, 
     const size_t p_bytes = half ? (size_t)rb * (size_t)vt * sizeof(uint16_t) : 0;
     const size_t s_bytes = (size_t)T * sizeof(float);
     void *scr = NULL;
-    LLC_TRY(llc_scratch(be, op,
-                        llc_align_up(xb_bytes) + llc_align_up(z_bytes) + 2 * llc_align_up(p_bytes) + llc_align_up(s_bytes),
-                        &scr));
+    const size_t need = llc_align_up(xb_bytes) + llc_align_up(z_bytes) + 2 * llc_align_up(p_bytes) + llc_align_up(s_bytes);
+    LLC_REQUIRE(be, op, need == ll_cuda_lens_expect_scratch(T, d, V, half, ll_cuda_lens_budget()));
+    LLC_TRY(llc_scratch(be, op, need, &scr));
     char *cur = (char *)scr;
     float *psum = (float *)llc_carve(&cur, s_bytes);
     void *xb = half ? llc_carve(&cur, xb_bytes) : NULL;
@@ -241,7 +241,9 @@ ll_status llc_lens_probs(ll_backend *be, uint16_t *out, const float *x, const ll
     const size_t z_bytes = (size_t)rb * (size_t)vt * sizeof(float);
     const size_t wg_bytes = vsel ? (size_t)vt * (size_t)d * esz : 0;
     void *scr = NULL;
-    LLC_TRY(llc_scratch(be, op, llc_align_up(xb_bytes) + llc_align_up(z_bytes) + llc_align_up(wg_bytes), &scr));
+    const size_t need = llc_align_up(xb_bytes) + llc_align_up(z_bytes) + llc_align_up(wg_bytes);
+    LLC_REQUIRE(be, op, need == ll_cuda_lens_probs_scratch(R, d, nv, esz, vsel != NULL, ll_cuda_lens_budget()));
+    LLC_TRY(llc_scratch(be, op, need, &scr));
     char *cur = (char *)scr;
     void *xb = xb_bytes ? llc_carve(&cur, xb_bytes) : NULL;
     float *z = (float *)llc_carve(&cur, z_bytes);

@@ -83,7 +83,7 @@ ll_status llc_matmul(ll_backend *be, float *y, const float *x, const ll_wt *w, l
     const void *xb = x;
     if (w->dtype != LL_DTYPE_F32) {
         void *s = NULL;
-        LLC_TRY(llc_scratch(be, op, (size_t)T * (size_t)K * 2, &s));
+        LLC_TRY(llc_scratch(be, op, ll_cuda_matmul_scratch(T, K, 1), &s));
         LLC_TRY(llc_cast_from_f32(be, op, s, w->dtype, x, T * K));
         xb = s;
     }
