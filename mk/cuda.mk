@@ -16,6 +16,16 @@
 
 CUDA_NVCC := $(strip $(NVCC))
 
+# Plain C, built with or without nvcc (mk/gpu_harness.mk runs them against a CPU stand-in module).
+# The probe only dlopens the module: it builds without the CPU backend and tells whether a GPU is usable.
+$(BUILD)/tests/gpu/cuda_probe: tests/gpu/cuda_probe.c include/ll_backend.h
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 -D_GNU_SOURCE -O2 -Wall -Wextra -Iinclude -o $@ $< -ldl
+
+$(BUILD)/tests/gpu/test_backend_ops: tests/gpu/test_backend_ops.c $(BUILD)/liblogitlens.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/liblogitlens.a $(LDFLAGS) $(LDLIBS)
+
 ifneq ($(CUDA_NVCC),)
 
 CUDA_HOME    ?= $(patsubst %/bin/nvcc,%,$(realpath $(CUDA_NVCC)))
@@ -42,15 +52,6 @@ $(BUILD)/obj/kernels/cuda/%.o: kernels/cuda/%.cu
 
 $(CUDA_MODULE): $(CUDA_OBJS)
 	$(CUDA_NVCC) -shared $(CUDA_GENCODE) -o $@ $^ $(CUDA_LDLIBS)
-
-# The probe only dlopens the module: it builds without the CPU backend and tells whether a GPU is usable.
-$(BUILD)/tests/gpu/cuda_probe: tests/gpu/cuda_probe.c include/ll_backend.h
-	@mkdir -p $(dir $@)
-	$(CC) -std=c11 -D_GNU_SOURCE -O2 -Wall -Wextra -Iinclude -o $@ $< -ldl
-
-$(BUILD)/tests/gpu/test_backend_ops: tests/gpu/test_backend_ops.c $(BUILD)/liblogitlens.a
-	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/liblogitlens.a $(LDFLAGS) $(LDLIBS)
 
 test-gpu: $(CUDA_MODULE) $(BUILD)/tests/gpu/cuda_probe
 	@reason=$$($(BUILD)/tests/gpu/cuda_probe $(CUDA_MODULE) 2>&1); rc=$$?; \

@@ -43,10 +43,12 @@ run_ll() {
   ( peak=0; while :; do m=$(gpu_mem); [ "$m" -gt "$peak" ] && peak=$m && echo "$peak" >"$WORK/peak"; sleep 0.1; done ) &
   pid=$!
   t0=$(date +%s.%N)
+  local rc=0
   LOGITLENS_PROGRESS_DELAY=100000 "$BIN" run --model "$model" --prompts "$prompts" --points embed,post --topk 10 \
-    --backend cuda --out "$WORK/ll.h5" 2>"$WORK/ll.log"
+    --backend cuda --out "$WORK/ll.h5" 2>"$WORK/ll.log" || rc=$?
   t1=$(date +%s.%N)
-  kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null || true
+  kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null || true  # the sampler stops whatever the run's outcome
+  if [ $rc -ne 0 ]; then echo "logitlens: run failed (exit $rc): $(tail -1 "$WORK/ll.log")"; return 1; fi
   local run_s
   run_s=$(sed -nE 's/.*forward \+ lens ([0-9.]+) s.*/\1/p' "$WORK/ll.log" | tail -1)
   echo "logitlens: wall $(awk "BEGIN { printf \"%.2f\", $t1 - $t0 }") s (load included), forward + lens ${run_s} s, $(mfu "$run_s"), peak extra device memory $(( $(cat "$WORK/peak") - base )) MiB"

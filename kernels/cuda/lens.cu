@@ -11,7 +11,8 @@
  *   whatever the number of points: all points' rows go through together.
  * Precision: x is rounded once to W_U's dtype (BF16/F16: 16-bit GEMM operands, fp32 accumulation and
  *   output; F32: fp32 GEMM, TF32 only with allow_tf32). lens_target_logits rounds x the same way, so the
- *   target logit and the rank are measured on the same logits as the pass. The bias is added in fp32
+ *   target logit is the pass's up to summation order (fp32 ulps; TF32's rounding with allow_tf32): the
+ *   rank may count exact near-ties of the target on either side. The bias is added in fp32
  *   in the epilogue. Statistics in fp32 with expf/logf (not the fast intrinsics).
  * Layout: x [R, d] fp32; W_U [V, d] as stored; tile buffer z [rblock, vtile] row-major fp32 (column-major
  *   [vtile, rblock] to cuBLAS: C = W_tile^T-op x^T). The running top-k lives in the outputs: topk_ids

@@ -61,7 +61,8 @@ static const tol TOLS[] = {
     {"add", ALLDT, 0, 0, 0, 0, "one fp32 add: exact"},
     /* The lens: logits have an RMS of about 2.5 here. Rounding x gives logit errors of ~3e-3 (bf16,
      * up to ~1.5e-2 at the tails) and ~4e-4 (f16); lse, entropy, KL and log-probabilities move by
-     * about as much, in nats, so their bounds are absolute. */
+     * about as much, in nats, so their bounds are absolute (lens_case scales lens_stat's by the logits'
+     * RMS / 2.5 for larger logits). */
     {"lens_logit", LL_DTYPE_F32, 1e-5, 5e-5, 1e-5, 0, "fp32 dot products, summation order differs"},
     {"lens_logit", LL_DTYPE_F16, 2e-3, 1e-2, 0, 0, "CUDA rounds x to f16 for the logits, the CPU keeps fp32"},
     {"lens_logit", LL_DTYPE_BF16, 1e-2, 6e-2, 0, 0, "CUDA rounds x to bf16 for the logits, the CPU keeps fp32"},
@@ -264,7 +265,8 @@ static int cmp_f32(const char *what, const float *g, const float *c, int64_t n, 
         if (rel > res->rel) res->rel = rel;
         if (maxerr > res->maxerr) res->maxerr = maxerr;
     }
-    if (bad >= 0 || (!t.abs_only && rel > t.rel)) {
+    /* the norm-wise bound needs enough elements to be an average; a handful are judged element-wise */
+    if (bad >= 0 || (!t.abs_only && n >= 32 && rel > t.rel)) {
         if (!g_case_bad) {
             if (bad >= 0)
                 printf("FAIL  %s: %s: %lld of %lld elements diverge, first at [%lld]: cuda %.9g, cpu %.9g "
@@ -287,6 +289,11 @@ static int case_begin(const char *fmt, ...) {
     vsnprintf(g_case, sizeof g_case, fmt, ap);
     va_end(ap);
     g_case_bad = 0;
+    /* each case draws from its own stream, seeded by its name (FNV-1a): a filtered run (sanitize.sh)
+     * sees exactly the inputs of the full run */
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (const char *c = g_case; *c; c++) h = (h ^ (uint8_t)*c) * 0x100000001b3ull;
+    g_rng = h | 1;
     if (g_filter && !strstr(g_case, g_filter)) return 0;
     return 1;
 }
@@ -532,7 +539,7 @@ static void test_attention(void) {
 
 static void test_elementwise(void) {
     static const int64_t ns[] = {1, 1000, 65537, 5000011}; /* the last one exceeds one grid-stride pass */
-    for (int s = 0; s < 3; s++)
+    for (int s = 0; s < (int)(sizeof ns / sizeof ns[0]); s++)
         for (int kind = 0; kind < 5; kind++) { /* gelu_tanh, gelu_erf, swiglu, swiglu aliased, add */
             int64_t n = ns[s];
             static const char *names[] = {"act gelu_tanh", "act gelu_erf", "swiglu", "swiglu y=gate", "add"};
@@ -642,6 +649,8 @@ static void lens_case(const lens_cfg *L, ll_dtype dt) {
         }
     const double zrms = sqrt(ss / (double)(R * V));
     const double delta = tl.atol * zrms; /* largest logit difference the dtype's bound allows */
+    /* the lens_stat bounds are for logits of RMS ~2.5 (TOLS); rounding errors grow with the logits */
+    if (zrms > 2.5) ts.atol *= zrms / 2.5;
 
     wpair ww = w_pair(&w), wb = w_pair(&b);
     const ll_wt *bc = L->bias ? &wb.c : NULL, *bg = L->bias ? &wb.g : NULL;
@@ -745,7 +754,9 @@ static void lens_case(const lens_cfg *L, ll_dtype dt) {
                 goto done;
             }
         }
-        if (!cmp_f32("lens_kl", kg, kc, R, get_tol("lens_kl", dt), &res)) goto done;
+        tol tk = get_tol("lens_kl", dt);
+        if (zrms > 2.5) tk.atol *= zrms / 2.5;
+        if (!cmp_f32("lens_kl", kg, kc, R, tk, &res)) goto done;
         free(hc);
         free(hg);
         hc = hg = NULL;

@@ -12,7 +12,7 @@ mkdir -p "$G/lib"
 cp build/logitlens build/liblogitlens_cuda.so build/tests/gpu/test_backend_ops build/tests/gpu/cuda_probe \
    build/bench/gpu/bench_lens "$G/"
 for b in "$G/logitlens" "$G/test_backend_ops"; do ldd "$b" | awk '/=> \//{print $3}'; done | sort -u |
-  grep -vE '/(libc|libm|libdl|libpthread|librt|ld-linux[^/]*|libcuda|libcublas[^/]*|libcudart|libgcc_s|libstdc\+\+)\.so' |
+  grep -vE '/(libc|libm|libdl|libpthread|librt|libresolv|ld-linux[^/]*|libcuda|libcublas[^/]*|libcudart|libgcc_s|libstdc\+\+)\.so' |
   while read -r lib; do cp -L "$lib" "$G/lib/"; done
 tar -C "$G" -cJf "$G/libs.tar.xz" lib
 rm -rf "$G/lib"
