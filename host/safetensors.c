@@ -134,6 +134,11 @@ static ll_status st_add_file(ll_st_set *s, const char *path, ll_err *err) {
     for (cJSON *e = root->child; e; e = e->next) {
         if (!strcmp(e->string, "__metadata__")) continue;
         const char *name = e->string;
+        if (!name[0]) {
+            st_rc = ll_fail(err, LL_ERR_INPUT, "safetensors %s: a tensor has an empty name (expected a tensor name)",
+                            f->name);
+            break;
+        }
         cJSON *dt = cJSON_GetObjectItemCaseSensitive(e, "dtype");
         cJSON *shape = cJSON_GetObjectItemCaseSensitive(e, "shape");
         cJSON *offs = cJSON_GetObjectItemCaseSensitive(e, "data_offsets");

@@ -54,6 +54,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         char buf[LL_ST_MAX_DIMS * 24];
         ll_st_shape_str(t->shape, t->ndim, buf, sizeof buf);
     }
+    (void)sum;
     ll_st_close(s);
     return 0;
 }
