@@ -16,10 +16,11 @@ static size_t max_size(size_t a, size_t b) { return a > b ? a : b; }
 /* The unembedding's storage dtype (the token embedding's when tied), which the lens ops compute in. */
 static ll_dtype unembed_dtype(const ll_model_files *m) {
     ll_dtype dt = m->dtype;
-    for (int i = 0; i < m->n_specs; i++)
-        if (m->specs[i].layer < 0 && m->specs[i].role == LL_GW_UNEMBED && m->bound[i]->dtype_ok) return m->bound[i]->dtype;
-    for (int i = 0; i < m->n_specs; i++)
-        if (m->specs[i].layer < 0 && m->specs[i].role == LL_GW_TOK_EMBED && m->bound[i]->dtype_ok) dt = m->bound[i]->dtype;
+    for (int i = 0; i < m->n_specs; i++) {
+        if (m->specs[i].layer >= 0 || !m->bound[i]->dtype_ok) continue;
+        if (m->specs[i].role == LL_GW_UNEMBED) return m->bound[i]->dtype;
+        if (m->specs[i].role == LL_GW_TOK_EMBED) dt = m->bound[i]->dtype;
+    }
     return dt;
 }
 

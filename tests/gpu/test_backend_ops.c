@@ -649,8 +649,9 @@ static void lens_case(const lens_cfg *L, ll_dtype dt) {
         }
     const double zrms = sqrt(ss / (double)(R * V));
     const double delta = tl.atol * zrms; /* largest logit difference the dtype's bound allows */
-    /* the lens_stat bounds are for logits of RMS ~2.5 (TOLS); rounding errors grow with the logits */
-    if (zrms > 2.5) ts.atol *= zrms / 2.5;
+    /* the lens_stat and lens_kl bounds are for logits of RMS ~2.5 (TOLS); rounding errors grow with them */
+    const double lscale = zrms > 2.5 ? zrms / 2.5 : 1.0;
+    ts.atol *= lscale;
 
     wpair ww = w_pair(&w), wb = w_pair(&b);
     const ll_wt *bc = L->bias ? &wb.c : NULL, *bg = L->bias ? &wb.g : NULL;
@@ -755,7 +756,7 @@ static void lens_case(const lens_cfg *L, ll_dtype dt) {
             }
         }
         tol tk = get_tol("lens_kl", dt);
-        if (zrms > 2.5) tk.atol *= zrms / 2.5;
+        tk.atol *= lscale;
         if (!cmp_f32("lens_kl", kg, kc, R, tk, &res)) goto done;
         free(hc);
         free(hg);
