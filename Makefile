@@ -26,10 +26,10 @@ CFLAGS  := -std=c11 -D_GNU_SOURCE $(OPT) -Wall -Wextra -fopenmp -Iinclude -Ihost
 LDFLAGS := -fopenmp $(SANFLAGS) -rdynamic
 LDLIBS  := $(PKG_LIBS) -lhdf5_hl -ldl -lm -lpthread
 
-LIB_SRCS  := $(sort $(wildcard host/*.c host/*/*.c kernels/cpu/*.c))
-LIB_SRCS  := $(filter-out host/main.c,$(LIB_SRCS))
+LIB_SRCS  := $(sort $(wildcard host/*/*.c kernels/cpu/*.c))
+LIB_SRCS  := $(filter-out host/cli/main.c,$(LIB_SRCS))
 LIB_OBJS  := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
-MAIN_OBJ  := $(BUILD)/obj/host/main.o
+MAIN_OBJ  := $(BUILD)/obj/host/cli/main.o
 CTEST_SRCS := $(sort $(wildcard tests/c/*.c))
 CTEST_BINS := $(CTEST_SRCS:tests/c/%.c=$(BUILD)/tests/%)
 

@@ -3,7 +3,7 @@
 # With nvcc (NVCC from the Makefile; default /usr/local/cuda/bin/nvcc): builds
 # $(BUILD)/liblogitlens_cuda.so from kernels/cuda/*.cu for sm_80 and sm_90, linked against cuBLAS,
 # cuBLASLt and the CUDA runtime (rpath to the toolkit's lib dir), and adds it to ALL. The executable
-# never links against CUDA: host/backend.c dlopens the module at run time.
+# never links against CUDA: host/engine/backend.c dlopens the module at run time.
 # Without nvcc: nothing is built, and test-gpu / bench-gpu say why they skip.
 #
 #   make test-gpu    op-by-op comparison CUDA vs CPU (tests/gpu), then the model suite

@@ -1,4 +1,4 @@
-# mk/device_check.mk: the engine's model suites again with LOGITLENS_DEVICE_CHECK=1 (host/backend_check.c):
+# mk/device_check.mk: the engine's model suites again with LOGITLENS_DEVICE_CHECK=1 (host/engine/backend_check.c):
 # the CPU backend's "device" memory is unreadable by host code between ops and every op argument must be
 # a device buffer of sufficient size, so host-side code that would break on the CUDA backend fails here,
 # on machines without a GPU. Part of `make test`.

@@ -4,21 +4,21 @@
 #                          prints "fuzz-model: skipped (reason)" without clang's fuzzer runtime
 #   make fuzz-model-long   long run (FUZZ_LONG_SECONDS each), corpus kept in build/fuzz/corpus_*
 #
-# Targets: fuzz_safetensors (bytes as a .safetensors file: host/safetensors.c) and fuzz_model_config
-# (bytes as config.json: host/model_config.c, host/config_fields.c, host/arch_*.c). Built with ASan +
+# Targets: fuzz_safetensors (bytes as a .safetensors file: host/model/safetensors.c) and fuzz_model_config
+# (bytes as config.json: host/model/model_config.c, host/model/config_fields.c, host/model/arch_*.c). Built with ASan +
 # UBSan + LeakSanitizer; any crash, leak, timeout, abort or broken invariant fails. Seeds: a few valid
 # files written by tests/fuzz/make_model_seeds.py into the corpus before each run.
 
 .PHONY: fuzz-model fuzz-model-long fuzz-model-run
 
 FUZZ_MODEL_TARGETS := fuzz_safetensors fuzz_model_config
-FUZZ_MODEL_SRCS    := host/safetensors.c host/sha256.c host/common.c host/model_config.c host/config_fields.c \
-                      $(sort $(wildcard host/arch_*.c))
+FUZZ_MODEL_SRCS    := host/model/safetensors.c host/util/sha256.c host/util/common.c host/model/model_config.c host/model/config_fields.c \
+                      $(sort $(wildcard host/model/arch_*.c))
 
 EXTRA_TESTS += fuzz-model
 
 $(FUZZ_BUILD)/fuzz_safetensors $(FUZZ_BUILD)/fuzz_model_config: $(FUZZ_BUILD)/%: tests/fuzz/%.c $(FUZZ_MODEL_SRCS) \
-    $(wildcard host/*.h include/*.h)
+    $(wildcard host/*/*.h include/*.h)
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $< $(FUZZ_MODEL_SRCS) $(FUZZ_LIBS)
 

@@ -12,7 +12,7 @@
 
 STANDIN_DIR := $(BUILD)/tests/gpu/standin
 STANDIN     := $(STANDIN_DIR)/liblogitlens_cuda.so
-STANDIN_SRCS := tests/gpu/standin_cuda.c $(sort $(wildcard kernels/cpu/*.c)) host/common.c
+STANDIN_SRCS := tests/gpu/standin_cuda.c $(sort $(wildcard kernels/cpu/*.c)) host/util/common.c
 
 EXTRA_TESTS += test-gpu-harness
 

@@ -13,7 +13,7 @@
 
 .PHONY: fuzz-tokenizer fuzz-tokenizer-long test-tokenizer
 
-FUZZ_TOK_SRCS     := $(sort $(wildcard host/tokenizer/*.c)) host/common.c
+FUZZ_TOK_SRCS     := $(sort $(wildcard host/tokenizer/*.c)) host/util/common.c
 FUZZ_TOK_TARGETS  := fuzz_tokenizer_load fuzz_tokenizer_encode
 
 EXTRA_TESTS += fuzz-tokenizer

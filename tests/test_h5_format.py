@@ -1,4 +1,4 @@
-"""The result-file format (docs/hdf5-format.md) as written by host/h5_writer.c, read with h5py, xarray
+"""The result-file format (docs/hdf5-format.md) as written by host/io/h5_writer.c, read with h5py, xarray
 (h5netcdf) and `logitlens show`.
 
 The files come from the C test program's --write mode (tests/c/test_h5_writer.c), which writes a
@@ -203,7 +203,7 @@ def test_xarray_named_dimensions(run_file):
 # ---- logitlens show ---------------------------------------------------------------------------------
 
 def show_escape(s, quote=True):
-    """How show prints a token string (host/cli_show.c, escape_one)."""
+    """How show prints a token string (host/cli/cli_show.c, escape_one)."""
     out = []
     for ch in s:
         if ch in "\n\t\r":

@@ -94,7 +94,7 @@ def write_readme(rows, n_bytes, n_lines, reps):
     try:
         commit = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], capture_output=True,
                                 text=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", ROOT, "status", "--porcelain", "host/tokenizer", "host/cli_tokenize.c"],
+        dirty = subprocess.run(["git", "-C", ROOT, "status", "--porcelain", "host/tokenizer", "host/cli/cli_tokenize.c"],
                                capture_output=True, text=True).stdout.strip()
         if dirty:
             commit += " + uncommitted tokenizer changes"

@@ -1,5 +1,5 @@
 /* test_backend_check.c: the device-memory discipline checker (LOGITLENS_DEVICE_CHECK=1,
- * host/backend_check.c) catches what would break on the CUDA backend and lets correct use through:
+ * host/engine/backend_check.c) catches what would break on the CUDA backend and lets correct use through:
  * host pointers given to ops, buffers too short for an op, device pointers given as host memory,
  * non-weights given as weights, and host code reading device memory (in a child process, which must
  * exit with the internal-error code and name the allocation). Correct use round-trips data and gives

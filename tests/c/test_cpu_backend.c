@@ -1,4 +1,4 @@
-/* test_cpu_backend.c: opening backends by name (host/backend.c) and the CPU backend's options.
+/* test_cpu_backend.c: opening backends by name (host/engine/backend.c) and the CPU backend's options.
  *
  * Checks "cpu", an unknown name, and every way "cuda" can fail: no module in the directory
  * ($LOGITLENS_CUDA_MODULE_DIR, or the executable's own directory), a file that is not a shared object,

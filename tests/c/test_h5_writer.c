@@ -1,4 +1,4 @@
-/* test_h5_writer.c: the result-file writer (host/h5_writer.c) and reader (host/h5_reader.c).
+/* test_h5_writer.c: the result-file writer (host/io/h5_writer.c) and reader (host/io/h5_reader.c).
  *
  *   test_h5_writer                         self-test: writes a file over several batches, reads it back and
  *                                          compares every value; error paths (uncreatable output, abort,
@@ -10,8 +10,8 @@
  *
  * The data are small integers scaled by powers of two, so every float is exact and the Python side can
  * recompute them (tests/test_h5_format.py, `expected_*`): keep the two generators in step. */
-#include "h5_reader.h"
-#include "h5_util.h"
+#include "io/h5_reader.h"
+#include "io/h5_util.h"
 #include "ll_h5.h"
 
 #include <dirent.h>

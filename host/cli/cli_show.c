@@ -1,7 +1,7 @@
 /* cli_show.c: `logitlens show FILE.h5 [--prompt I] [--position J] [--top N]`: prints one position's
  * per-point table and the points x positions grid of one prompt of a result file (docs/show.md). */
 #include "cli.h"
-#include "h5_reader.h"
+#include "io/h5_reader.h"
 #include "ll_common.h"
 
 #include <errno.h>
