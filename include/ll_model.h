@@ -89,6 +89,19 @@ typedef struct ll_tensor_spec {
     int init;               /* synth: 0 random matrix, 1 ones-ish (norm weight), 2 small (bias) */
 } ll_tensor_spec;
 
+/* Where a model's files are (--model): a directory of Hugging Face safetensors + config.json, a .gguf
+ * file, or a directory holding exactly one .gguf and no safetensors. */
+typedef enum ll_model_format { LL_MODEL_SAFETENSORS = 0, LL_MODEL_GGUF = 1 } ll_model_format;
+
+/* Resolves `model` into its format and *path: the directory (safetensors) or the .gguf file (malloc'ed,
+ * caller frees). Errors name the path and say what was found. */
+ll_status ll_model_locate(const char *model, ll_model_format *fmt, char **path, ll_err *err);
+
+struct ll_tokenizer;
+/* The model's tokenizer: DIR/tokenizer.json for a safetensors directory, the GGUF metadata for a GGUF.
+ * *out = NULL with LL_OK when the model has none. */
+ll_status ll_model_tokenizer_load(const char *model, struct ll_tokenizer **out, ll_err *err);
+
 /* Parses config.json (path for messages) into c. Unknown architectures and missing or malformed fields
  * are LL_ERR_INPUT errors naming the field. */
 ll_status ll_config_parse(const char *path, const char *text, size_t len, ll_config *c, ll_err *err);

@@ -13,6 +13,7 @@ extern "C" {
 #endif
 
 typedef struct ll_tokenizer ll_tokenizer;
+struct ll_gguf;
 
 /* 1 when DIR/tokenizer.json exists. */
 int ll_tokenizer_exists(const char *dir);
@@ -25,6 +26,12 @@ void ll_tokenizer_free(ll_tokenizer *tk);
 /* Builds a tokenizer from the text of a tokenizer.json held in memory (len bytes, need not be
  * NUL-terminated); `name` stands for the file in messages. No tokenizer_config.json is read. */
 ll_status ll_tokenizer_load_json(const char *json, size_t len, const char *name, ll_tokenizer **out, ll_err *err);
+
+/* Builds the tokenizer a GGUF file's metadata describes (tokenizer.ggml.*: model gpt2 or llama, tokens,
+ * merges or scores, token types, bos/eos and add_bos_token/add_eos_token, pre). *out = NULL with LL_OK
+ * when the file has no tokenizer.ggml.model; a tokenizer this code cannot reproduce exactly (an unknown
+ * model or pre name, ...) is an LL_ERR_INPUT error naming the key and the value. */
+ll_status ll_tokenizer_from_gguf(const struct ll_gguf *g, ll_tokenizer **out, ll_err *err);
 
 /* Encodes len bytes of text (need not be valid UTF-8). add_special: insert BOS/EOS as the post-processor
  * and tokenizer_config.json say; 0 turns special-token insertion off. *ids is malloc'ed (caller frees). */
