@@ -371,18 +371,6 @@ def test_missing_prompts_file(ll, gpt2):
     expect_refusal(r, {3, 4}, out, names=["absent.jsonl"])
 
 
-def test_empty_text_line(ll):
-    """.txt prompts: an empty line is an error (needs a tokenizer to get that far)."""
-    d = ll.try_synth(**dict(GPT2, tokenizer="gpt2"))
-    if d is None or not os.path.exists(os.path.join(d, "tokenizer.json")):
-        pytest.skip("synth does not write tokenizer.json yet: text prompts cannot be tested")
-    pf = os.path.join(ll.tmpdir("prompts"), "lines.txt")
-    with open(pf, "w") as f:
-        f.write("The cat sat\n\non the mat\n")
-    r, out = run_lens(ll, d, prompts_file=pf)
-    expect_refusal(r, {3}, out, names=["lines.txt"])
-
-
 # ---- output -----------------------------------------------------------------------------------------
 
 def test_output_directory_missing(ll, gpt2):

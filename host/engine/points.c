@@ -106,6 +106,13 @@ ll_status ll_points_parse(const char *kinds, const char *layers, int n_layers, l
         free(sel);
         return rc;
     }
+    int n_sel = 0;
+    for (int l = 0; l < n_layers; l++) n_sel += sel[l];
+    if (layers && n_sel == 0) { /* never a silent embed-only run */
+        free(sel);
+        return ll_fail(err, LL_ERR_USAGE, "--layers '%s' selects no layer of the model's %d (0..%d; Python slice rules)",
+                       layers, n_layers, n_layers - 1);
+    }
     int cap = 1 + 2 * n_layers;
     p->names = calloc((size_t)cap, sizeof *p->names);
     p->layers = calloc((size_t)cap, sizeof *p->layers);

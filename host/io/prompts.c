@@ -18,7 +18,7 @@ void ll_prompts_free(ll_prompt_set *s) {
     memset(s, 0, sizeof *s);
 }
 
-static ll_prompt *new_prompt(ll_prompt_set *s, const char *origin, ll_err *err) {
+static ll_prompt *new_prompt(ll_prompt_set *s, const char *source, ll_err *err) {
     if (s->n == s->cap) {
         int cap = s->cap ? 2 * s->cap : 16;
         ll_prompt *v = realloc(s->v, sizeof *v * (size_t)cap);
@@ -32,21 +32,22 @@ static ll_prompt *new_prompt(ll_prompt_set *s, const char *origin, ll_err *err) 
     ll_prompt *p = &s->v[s->n++];
     memset(p, 0, sizeof *p);
     p->target_id = -1;
-    snprintf(p->origin, sizeof p->origin, "%s", origin);
+    snprintf(p->origin, sizeof p->origin, "prompt %d (%s)", s->n - 1, source);
     return p;
 }
 
-ll_status ll_prompts_add_text(ll_prompt_set *s, const char *text, const char *origin, ll_err *err) {
-    if (!text[0]) return ll_fail(err, LL_ERR_INPUT, "%s: empty prompt", origin);
-    ll_prompt *p = new_prompt(s, origin, err);
+ll_status ll_prompts_add_text(ll_prompt_set *s, const char *text, const char *source, ll_err *err) {
+    if (!text[0]) return ll_fail(err, LL_ERR_INPUT, "prompt %d (%s): empty prompt", s->n, source);
+    ll_prompt *p = new_prompt(s, source, err);
     if (!p) return LL_ERR_NOMEM;
     if (!(p->text = strdup(text))) return ll_fail(err, LL_ERR_NOMEM, "out of memory");
     return LL_OK;
 }
 
-ll_status ll_prompts_add_token_list(ll_prompt_set *s, const char *ids, const char *origin, ll_err *err) {
-    ll_prompt *p = new_prompt(s, origin, err);
+ll_status ll_prompts_add_token_list(ll_prompt_set *s, const char *ids, const char *source, ll_err *err) {
+    ll_prompt *p = new_prompt(s, source, err);
     if (!p) return LL_ERR_NOMEM;
+    const char *origin = p->origin;
     size_t cap = 1;
     for (const char *c = ids; *c; c++) cap += *c == ',';
     if (!(p->ids = ll_malloc_array(cap, 4))) return ll_fail(err, LL_ERR_NOMEM, "out of memory");
@@ -70,7 +71,29 @@ ll_status ll_prompts_add_token_list(ll_prompt_set *s, const char *ids, const cha
     return LL_OK;
 }
 
-static ll_status jsonl_line(ll_prompt_set *s, const char *line, size_t len, const char *origin, ll_err *err) {
+/* 1 when a JSON text holds the escape \u0000 inside a string (cJSON would cut the string there). */
+static int json_has_nul_escape(const char *t, size_t len) {
+    int in_str = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (!in_str) {
+            in_str = t[i] == '"';
+            continue;
+        }
+        if (t[i] == '"') in_str = 0;
+        else if (t[i] == '\\' && i + 1 < len) {
+            if (t[i + 1] == 'u' && i + 5 < len && !memcmp(t + i + 2, "0000", 4)) return 1;
+            i++; /* the escaped character */
+        }
+    }
+    return 0;
+}
+
+static ll_status jsonl_line(ll_prompt_set *s, const char *line, size_t len, const char *source, ll_err *err) {
+    char origin[300];
+    snprintf(origin, sizeof origin, "prompt %d (%s)", s->n, source);
+    if (json_has_nul_escape(line, len))
+        return ll_fail(err, LL_ERR_INPUT,
+                       "%s: a string holds \\u0000 (a NUL character), which a prompt or target cannot contain", origin);
     cJSON *o = cJSON_ParseWithLength(line, len);
     ll_status rc = LL_OK;
     if (!cJSON_IsObject(o)) {
@@ -92,7 +115,7 @@ static ll_status jsonl_line(ll_prompt_set *s, const char *line, size_t len, cons
             rc = ll_fail(err, LL_ERR_INPUT, "%s: \"prompt\" must be a string", origin);
             goto done;
         }
-        if ((rc = ll_prompts_add_text(s, pr->valuestring, origin, err))) goto done;
+        if ((rc = ll_prompts_add_text(s, pr->valuestring, source, err))) goto done;
     } else {
         if (!cJSON_IsArray(tk)) {
             rc = ll_fail(err, LL_ERR_INPUT, "%s: \"tokens\" must be a list of token ids", origin);
@@ -103,7 +126,7 @@ static ll_status jsonl_line(ll_prompt_set *s, const char *line, size_t len, cons
             rc = ll_fail(err, LL_ERR_INPUT, "%s: empty prompt (\"tokens\" is an empty list)", origin);
             goto done;
         }
-        ll_prompt *p = new_prompt(s, origin, err);
+        ll_prompt *p = new_prompt(s, source, err);
         if (!p) {
             rc = LL_ERR_NOMEM;
             goto done;
@@ -163,7 +186,8 @@ static int has_suffix(const char *s, const char *suf) {
     return a >= b && !strcmp(s + a - b, suf);
 }
 
-ll_status ll_prompts_load_file(ll_prompt_set *s, const char *path, ll_err *err) {
+ll_status ll_prompts_load_file(ll_prompt_set *s, const char *path, ll_prompts_file_stats *stats, ll_err *err) {
+    ll_prompts_file_stats st = {0};
     int jsonl = has_suffix(path, ".jsonl");
     if (!jsonl && !has_suffix(path, ".txt"))
         return ll_fail(err, LL_ERR_USAGE, "--prompts %s: expected a .txt or .jsonl file", path);
@@ -173,42 +197,61 @@ ll_status ll_prompts_load_file(ll_prompt_set *s, const char *path, ll_err *err) 
     char *line = NULL;
     size_t cap = 0;
     ssize_t len;
-    long lineno = 0;
     int before = s->n;
     ll_status rc = LL_OK;
     while ((len = getline(&line, &cap, f)) >= 0) {
-        lineno++;
+        st.lines++;
         while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r')) line[--len] = 0;
-        char origin[256];
-        snprintf(origin, sizeof origin, "%s:%ld", base, lineno);
+        char source[256];
+        snprintf(source, sizeof source, "%s:%lld", base, (long long)st.lines);
         if (memchr(line, 0, (size_t)len)) {
-            rc = ll_fail(err, LL_ERR_INPUT, "%s: line contains a NUL byte", origin);
+            rc = ll_fail(err, LL_ERR_INPUT, "%s: line contains a NUL byte", source);
             break;
         }
-        if (jsonl) {
-            size_t i = 0;
-            while (i < (size_t)len && (line[i] == ' ' || line[i] == '\t')) i++;
-            if (i == (size_t)len) continue; /* blank lines between records are allowed in JSON Lines */
-            if ((rc = jsonl_line(s, line, (size_t)len, origin, err))) break;
-        } else {
-            if ((rc = ll_prompts_add_text(s, line, origin, err))) break;
+        size_t i = 0;
+        while (i < (size_t)len && (line[i] == ' ' || line[i] == '\t')) i++;
+        if (i == (size_t)len) { /* blank lines carry no prompt, in either format */
+            st.blank++;
+            continue;
         }
+        if (jsonl) {
+            rc = jsonl_line(s, line, (size_t)len, source, err);
+        } else if (line[i] == '#') {
+            st.comments++;
+            continue;
+        } else {
+            rc = ll_prompts_add_text(s, line, source, err);
+        }
+        if (rc) break;
     }
     free(line);
     if (rc == LL_OK && ferror(f)) rc = ll_fail(err, LL_ERR_IO, "--prompts %s: read error", path);
     fclose(f);
-    if (rc == LL_OK && s->n == before) rc = ll_fail(err, LL_ERR_INPUT, "--prompts %s: no prompts in the file", path);
+    st.prompts = s->n - before;
+    if (rc == LL_OK && st.prompts == 0)
+        rc = ll_fail(err, LL_ERR_INPUT, "--prompts %s: no prompts in the file (%lld lines: %lld blank, %lld comments)",
+                     path, (long long)st.lines, (long long)st.blank, (long long)st.comments);
+    if (stats) *stats = st;
     return rc;
 }
 
-ll_status ll_prompts_tokenize(ll_prompt_set *s, ll_tokenizer *tk, const char *model_dir, int add_special,
+int ll_prompts_need_tokenizer(const ll_prompt_set *s) {
+    for (int i = 0; i < s->n; i++)
+        if (s->v[i].text || s->v[i].target_text) return 1;
+    return 0;
+}
+
+ll_status ll_prompts_tokenize(ll_prompt_set *s, ll_tokenizer *tk, const char *no_tokenizer, int add_special,
                               ll_err *err) {
     for (int i = 0; i < s->n; i++) {
         ll_prompt *p = &s->v[i];
-        if ((p->text || p->target_text) && !tk)
+        if (p->text && !tk)
+            return ll_fail(err, LL_ERR_INPUT, "%s: a text prompt needs a tokenizer, and %s; give token ids instead",
+                           p->origin, no_tokenizer);
+        if (p->target_text && !tk)
             return ll_fail(err, LL_ERR_INPUT,
-                           "%s: text prompts need %s/tokenizer.json (not found); give token ids instead", p->origin,
-                           model_dir);
+                           "%s: the target '%s' is text and needs a tokenizer, and %s; give \"target_id\" instead",
+                           p->origin, p->target_text, no_tokenizer);
         ll_status rc;
         if (p->text && !p->ids) {
             size_t n = 0;

@@ -1,0 +1,341 @@
+/* run_runner.c: the middle of `logitlens run`, shared by every driver of a run: the model, tokenizer and
+ * prompts validated before any compute; batches of whole prompts planned; the memory plan checked; the
+ * output created; weights uploaded; the batch loop (forward, lens, append); the file committed. */
+#include "args.h"
+#include "cli.h"
+#include "ll_engine.h"
+#include "ll_h5.h"
+#include "ll_memplan.h"
+#include "ll_model.h"
+#include "ll_progress.h"
+#include "run.h"
+#include "run_select.h"
+
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static volatile sig_atomic_t interrupted = 0;
+static void on_signal(int sig) { interrupted = sig; }
+
+/* Everything a run holds; freed in one place (run_free). */
+typedef struct run_ctx {
+    ll_run_opts *o;
+    ll_model_files *mf;
+    ll_tokenizer *tk;
+    char tokenizer_error[LL_ERR_MSG_MAX]; /* why the model's tokenizer was not used ("" when it was) */
+    ll_points pts;
+    ll_probs_sel ps;
+    int32_t *pvocab;         /* --probs-vocab ids, or NULL (every id) */
+    int64_t pvocab_n;        /* columns of probs */
+    int32_t *all_ids;        /* probs_vocab_index without --probs-vocab */
+    int64_t total_tokens, max_T, max_rows;
+    ll_h5_writer *h5;
+    ll_backend *be;
+    ll_weights w;
+    ll_engine *eng;
+    ll_comm comm;
+    ll_engine_opts eo;
+    char **texts;            /* [2 * prompts] prompt text and target text of each prompt */
+    double t_load, t_run;
+} run_ctx;
+
+static void run_free(run_ctx *r) {
+    ll_h5_abort(r->h5);
+    if (r->texts)
+        for (int i = 0; i < 2 * r->o->prompts.n; i++) free(r->texts[i]);
+    free(r->texts);
+    ll_engine_free(r->eng);
+    if (r->be) {
+        ll_weights_free(r->be, &r->w);
+        ll_backend_close(r->be);
+    }
+    free(r->all_ids);
+    free(r->pvocab);
+    ll_probs_sel_free(&r->ps);
+    ll_points_free(&r->pts);
+    ll_tokenizer_free(r->tk);
+    ll_model_files_close(r->mf);
+}
+
+/* One line on stderr, unless --quiet. */
+#if defined(__GNUC__)
+__attribute__((format(printf, 2, 3)))
+#endif
+static void note(const run_ctx *r, const char *fmt, ...) {
+    if (r->o->quiet) return;
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("logitlens run: note: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+}
+
+/* 1: model, tokenizer, prompts, points and selections: everything validated before any compute. */
+static ll_status run_prepare(run_ctx *r, ll_err *err) {
+    ll_run_opts *o = r->o;
+    ll_status rc;
+    if ((rc = ll_model_files_open(o->model, &r->mf, err))) return rc;
+    const ll_config *c = &r->mf->cfg;
+    if (o->prompts_file) {
+        ll_prompts_file_stats st;
+        if ((rc = ll_prompts_load_file(&o->prompts, o->prompts_file, &st, err))) return rc;
+        if (st.blank || st.comments)
+            note(r, "%s: %lld prompts from %lld lines (skipped %lld blank and %lld comment lines)", o->prompts_file,
+                 (long long)st.prompts, (long long)st.lines, (long long)st.blank, (long long)st.comments);
+    }
+    /* The tokenizer: a model without one, or with one this engine cannot reproduce exactly, still runs
+     * token-id prompts (without token strings in the output); text prompts then stop here. */
+    ll_err terr = {{0}};
+    char no_tok[LL_ERR_MSG_MAX + 64];
+    ll_status trc = ll_model_tokenizer_load(o->model, &r->tk, &terr);
+    if (trc == LL_ERR_NOMEM) return ll_fail(err, trc, "%s", terr.msg);
+    if (trc) {
+        snprintf(r->tokenizer_error, sizeof r->tokenizer_error, "%s", terr.msg);
+        snprintf(no_tok, sizeof no_tok, "the model's tokenizer cannot be used (%s)", terr.msg);
+        if (!ll_prompts_need_tokenizer(&o->prompts))
+            note(r, "%s; the prompts are token ids, so the run goes on without token strings (recorded in the result "
+                    "file's tokenizer_error attribute)",
+                 no_tok);
+    } else {
+        snprintf(no_tok, sizeof no_tok, "the model %s has none (%s)", o->model,
+                 r->mf->format == LL_MODEL_GGUF ? "no tokenizer.ggml.model in the GGUF metadata"
+                                                : "no tokenizer.json in the directory");
+    }
+    if ((rc = ll_prompts_tokenize(&o->prompts, r->tk, no_tok, o->add_special, err))) return rc;
+    int64_t V = c->vocab; /* rows of the unembedding */
+    if ((rc = ll_prompts_validate(&o->prompts, V, c->n_ctx, c->sliding_window, err))) return rc;
+    if (o->topk > V)
+        return ll_fail(err, LL_ERR_USAGE, "--topk %d is larger than the vocabulary (%lld)", o->topk, (long long)V);
+    if ((rc = ll_points_parse(o->points, o->layers, c->n_layers, &r->pts, err))) return rc;
+    if ((rc = ll_probs_sel_parse(o->save_probs, &r->ps, err))) return rc;
+    if ((rc = ll_probs_sel_check(&r->ps, o->save_probs, &o->prompts, err))) return rc;
+    if (o->probs_vocab && !o->save_probs) return ll_fail(err, LL_ERR_USAGE, "--probs-vocab needs --save-probs");
+    if (o->probs_vocab && (rc = ll_parse_vocab_ids(o->probs_vocab, V, &r->pvocab, &r->pvocab_n, err))) return rc;
+    if (r->ps.mode && !r->pvocab) r->pvocab_n = V;
+    return LL_OK;
+}
+
+/* 2: batches of whole prompts up to --batch-tokens tokens: the largest batch and probs row count. */
+static void run_plan_batches(run_ctx *r) {
+    const ll_prompt_set *ps = &r->o->prompts;
+    int64_t cur = 0, cur_rows = 0;
+    for (int i = 0; i < ps->n; i++) {
+        int64_t n = ps->v[i].n, rows = 0;
+        for (int64_t j = 0; j < n; j++) rows += ll_probs_selected(&r->ps, j, n);
+        if (cur > 0 && cur + n > r->o->batch_tokens) cur = cur_rows = 0;
+        cur += n;
+        cur_rows += rows;
+        if (cur > r->max_T) r->max_T = cur;
+        if (cur_rows > r->max_rows) r->max_rows = cur_rows;
+        r->total_tokens += n;
+    }
+}
+
+/* 3: the backend, the memory plan checked before anything is uploaded, and the output file (an unwritable
+ * path fails before the expensive part). */
+static ll_status run_open(run_ctx *r, ll_err *err) {
+    ll_run_opts *o = r->o;
+    const ll_config *c = &r->mf->cfg;
+    const int64_t V = c->vocab;
+    ll_status rc;
+    ll_backend_opts bo = {.threads = o->threads, .device = o->device, .allow_tf32 = o->tf32};
+    if ((rc = ll_backend_open(o->backend, &bo, &r->be, err))) return rc;
+    const char *bname = r->be->ops->name;
+    if (o->tf32 && !strcmp(bname, "cpu"))
+        note(r, "--tf32 has no effect on the cpu backend (its fp32 matmuls stay fp32)");
+    r->eo = (ll_engine_opts){.topk = o->topk, .save_hidden = o->save_hidden, .probs_nv = r->ps.mode ? r->pvocab_n : 0,
+                             .probs_vocab = r->pvocab, .max_probs_rows = r->max_rows};
+    ll_memplan plan;
+    size_t free_b = 0, total_b = 0;
+    ll_memplan_compute(r->mf, bname, &r->pts, &r->eo, r->max_T, &plan);
+    if (r->be->ops->mem_info(r->be, &free_b, &total_b) != LL_OK) free_b = 0;
+    /* LOGITLENS_MEMORY_LIMIT (bytes) caps what a run may plan for, e.g. on a shared node */
+    const char *lim = getenv("LOGITLENS_MEMORY_LIMIT");
+    int64_t limit;
+    if (lim && *lim && !ll_parse_int(lim, 1, INT64_MAX, &limit) && (free_b == 0 || (size_t)limit < free_b))
+        free_b = (size_t)limit;
+    if (free_b > 0 && plan.total > free_b) {
+        char need[32], have[32], wb[32], ab[32];
+        ll_memplan_human((double)plan.total, need, sizeof need);
+        ll_memplan_human((double)free_b, have, sizeof have);
+        ll_memplan_human((double)plan.weights, wb, sizeof wb);
+        ll_memplan_human((double)plan.activations, ab, sizeof ab);
+        return ll_fail(err, LL_ERR_NOMEM,
+                       "model %s does not fit the %s backend: needs %s (weights %s, activations for batches of "
+                       "%lld tokens %s, scratch) but %s (%zu bytes) are available; lower --batch-tokens or use a "
+                       "larger device",
+                       o->model, bname, need, wb, (long long)r->max_T, ab, have, free_b);
+    }
+
+    char created[32];
+    time_t now = time(NULL);
+    strftime(created, sizeof created, "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
+    if (r->ps.mode && !r->pvocab) { /* probs_vocab_index covers every id */
+        if (!(r->all_ids = ll_malloc_array((size_t)V, 4))) return ll_fail(err, LL_ERR_NOMEM, "out of memory");
+        for (int64_t i = 0; i < V; i++) r->all_ids[i] = (int32_t)i;
+    }
+    ll_vocab_strings vs = {0};
+    if (r->tk && (rc = ll_vocab_strings_build(r->tk, V, &vs, err))) return rc;
+    const char **pnames = calloc((size_t)r->pts.n, sizeof *pnames);
+    if (!pnames) {
+        ll_vocab_strings_free(&vs);
+        return ll_fail(err, LL_ERR_NOMEM, "out of memory");
+    }
+    for (int i = 0; i < r->pts.n; i++) pnames[i] = r->pts.names[i];
+    const ll_model_files *mf = r->mf;
+    ll_h5_meta meta = {
+        .path = o->out, .command_line = ll_command_line, .created = created, .model_path = o->model,
+        .architecture = c->arch, .dtype = ll_dtype_name(mf->n_quantized ? ll_model_weights_dtype(mf, bname) : mf->dtype),
+        .backend = bname, .allow_tf32 = o->tf32 && strcmp(bname, "cpu") != 0,
+        .n_layers = c->n_layers, .d_model = c->d_model, .vocab_size = V, .topk = o->topk,
+        .config_sha256 = mf->config_sha256, .source_format = ll_model_format_name(mf->format),
+        .n_st_files = mf->n_files, .st_files = mf->file_names, .st_header_sha256 = mf->file_sha256,
+        .storage_types = mf->storage_types,
+        .tokenizer = !r->tk ? "none" : mf->format == LL_MODEL_GGUF ? "gguf" : "tokenizer.json",
+        .tokenizer_error = r->tokenizer_error[0] ? r->tokenizer_error : NULL,
+        .n_points = r->pts.n, .point_names = pnames, .point_layers = r->pts.layers,
+        .save_probs = r->ps.mode != 0, .n_probs_vocab = r->pvocab_n, .probs_vocab = r->pvocab ? r->pvocab : r->all_ids,
+        .save_hidden = o->save_hidden, .n_vocab = vs.n, .vocab_display = (const char *const *)vs.display,
+        .vocab_bytes = (const uint8_t *const *)vs.bytes, .vocab_bytes_len = vs.len};
+    rc = ll_h5_create(&meta, &r->h5, err);
+    free(pnames);
+    ll_vocab_strings_free(&vs);
+    return rc;
+}
+
+/* The prompt and target texts stored per prompt: as given, or decoded from ids when a tokenizer exists. */
+static ll_status run_texts(run_ctx *r, ll_err *err) {
+    const ll_prompt_set *ps = &r->o->prompts;
+    if (!(r->texts = calloc((size_t)ps->n * 2, sizeof *r->texts))) return ll_fail(err, LL_ERR_NOMEM, "out of memory");
+    for (int i = 0; i < ps->n; i++) {
+        const ll_prompt *p = &ps->v[i];
+        ll_err derr;
+        if (p->text) r->texts[2 * i] = strdup(p->text);
+        else if (r->tk) ll_tokenizer_decode(r->tk, p->ids, (size_t)p->n, &r->texts[2 * i], &derr);
+        if (!r->texts[2 * i]) r->texts[2 * i] = strdup("");
+        r->texts[2 * i + 1] = strdup(p->target_text ? p->target_text : "");
+        if (!r->texts[2 * i] || !r->texts[2 * i + 1]) return ll_fail(err, LL_ERR_NOMEM, "out of memory");
+    }
+    return LL_OK;
+}
+
+/* Batch buffers (host, token-major). */
+typedef struct batch_bufs {
+    int32_t *tok, *pos, *tgt;  /* [max_T] */
+    int64_t *off;              /* [prompts + 1] */
+    int64_t *len;              /* [prompts] */
+    int64_t *rows;             /* [max_rows + 1] */
+    const char **pt, **tt;     /* [prompts] */
+} batch_bufs;
+
+static void batch_bufs_free(batch_bufs *b) {
+    free(b->tok), free(b->pos), free(b->tgt), free(b->off), free(b->len), free(b->rows), free(b->pt), free(b->tt);
+}
+
+/* 4: the batch loop: forward, lens, append; SIGINT/SIGTERM stop it between batches. */
+static ll_status run_batches(run_ctx *r, ll_err *err) {
+    ll_run_opts *o = r->o;
+    const ll_prompt_set *prompts = &o->prompts;
+    const ll_config *c = &r->mf->cfg;
+    const int np_all = prompts->n;
+    batch_bufs b = {.tok = ll_malloc_array((size_t)r->max_T, 4), .pos = ll_malloc_array((size_t)r->max_T, 4),
+                    .tgt = ll_malloc_array((size_t)r->max_T, 4), .off = ll_malloc_array((size_t)np_all + 1, 8),
+                    .len = ll_malloc_array((size_t)np_all, 8), .rows = ll_malloc_array((size_t)r->max_rows + 1, 8),
+                    .pt = ll_malloc_array((size_t)np_all, sizeof(char *)),
+                    .tt = ll_malloc_array((size_t)np_all, sizeof(char *))};
+    if (!b.tok || !b.pos || !b.tgt || !b.off || !b.len || !b.rows || !b.pt || !b.tt) {
+        batch_bufs_free(&b);
+        return ll_fail(err, LL_ERR_NOMEM, "out of memory");
+    }
+    signal(SIGINT, on_signal);
+    signal(SIGTERM, on_signal);
+    /* test hook: deliver SIGINT to ourselves after this many batches (tests/test_interrupt.py) */
+    const char *sig_after = getenv("LOGITLENS_TEST_SIGINT_AFTER_BATCHES");
+    int64_t sig_after_n = -1, n_batches = 0;
+    if (sig_after && ll_parse_int(sig_after, 0, INT32_MAX, &sig_after_n)) sig_after_n = -1;
+    ll_progress prog;
+    ll_progress_start(&prog, r->total_tokens, "tokens", o->quiet);
+    int64_t done = 0;
+    ll_lens_out res = {0};
+    ll_status rc = LL_OK;
+    const int saving = r->ps.mode != LL_PROBS_NONE;
+    for (int first = 0; first < np_all && !rc;) {
+        int np = 0;
+        int64_t T = 0, nrows = 0;
+        b.off[0] = 0;
+        while (first + np < np_all) {
+            const ll_prompt *p = &prompts->v[first + np];
+            if (np > 0 && T + p->n > o->batch_tokens) break;
+            for (int64_t j = 0; j < p->n; j++) {
+                b.tok[T + j] = p->ids[j];
+                b.pos[T + j] = (int32_t)j;
+                b.tgt[T + j] = j + 1 < p->n ? p->ids[j + 1] : p->target_id;
+                if (ll_probs_selected(&r->ps, j, p->n)) b.rows[nrows++] = T + j;
+            }
+            b.len[np] = p->n;
+            b.pt[np] = r->texts[2 * (first + np)];
+            b.tt[np] = r->texts[2 * (first + np) + 1];
+            T += p->n;
+            b.off[++np] = T;
+        }
+        ll_batch batch = {.T = T, .n_prompts = np, .tokens = b.tok, .pos = b.pos, .off = b.off, .target = b.tgt};
+        if ((rc = ll_lens_out_alloc(&res, T, r->pts.n, o->topk, c->d_model, o->save_hidden, saving ? nrows : 0,
+                                    r->pvocab_n, err)))
+            break;
+        if ((rc = ll_engine_forward(r->eng, &batch, err))) break;
+        if ((rc = ll_engine_lens(r->eng, &batch, b.rows, saving ? nrows : 0, &res, err))) break;
+        ll_h5_batch hb = {.n_prompts = np, .prompt_texts = b.pt, .prompt_targets = b.tt, .prompt_lengths = b.len,
+                          .n_tokens = T, .tokens = b.tok, .target_ids = b.tgt, .topk_ids = res.topk_ids,
+                          .topk_probs = res.topk_probs, .entropy = res.entropy, .kl_final = res.kl_final,
+                          .target_probs = res.target_probs, .target_logprobs = res.target_logprobs,
+                          .target_ranks = res.target_ranks, .n_probs_rows = saving ? nrows : 0,
+                          .probs_token = b.rows, .probs = res.probs, .hidden = res.hidden};
+        rc = ll_h5_append(r->h5, &hb, err);
+        ll_lens_out_free(&res);
+        if (rc) break;
+        first += np;
+        done += T;
+        if (++n_batches == sig_after_n) raise(SIGINT);
+        ll_progress_update(&prog, done);
+        if (interrupted)
+            rc = ll_fail(err, LL_ERR_INTERRUPTED, "interrupted by signal %d after %lld of %lld tokens; no output written",
+                         (int)interrupted, (long long)done, (long long)r->total_tokens);
+    }
+    ll_lens_out_free(&res);
+    batch_bufs_free(&b);
+    if (!rc) ll_progress_finish(&prog, done);
+    return rc;
+}
+
+ll_status ll_run_execute(ll_run_opts *o, ll_err *err) {
+    run_ctx r = {.o = o};
+    ll_comm_single(&r.comm);
+    ll_status rc;
+    if ((rc = run_prepare(&r, err))) goto done;
+    run_plan_batches(&r);
+    if ((rc = run_open(&r, err))) goto done;
+    r.t_load = ll_now();
+    if ((rc = ll_weights_upload(r.be, r.mf, &r.w, err))) goto done;
+    if ((rc = ll_engine_init(r.be, &r.mf->cfg, &r.w, &r.comm, &r.pts, &r.eo, r.max_T, &r.eng, err))) goto done;
+    r.t_run = ll_now();
+    if ((rc = run_texts(&r, err))) goto done;
+    if ((rc = run_batches(&r, err))) goto done;
+    rc = ll_h5_commit(r.h5, err);
+    r.h5 = NULL;
+    if (rc) goto done;
+    if (!o->quiet) {
+        const double run_s = ll_now() - r.t_run;
+        fprintf(stderr, "logitlens: wrote %s: %d prompts, %lld tokens, %d points; weights %.2f s, forward + lens %.2f s "
+                        "(%.0f tokens per second)\n",
+                o->out, o->prompts.n, (long long)r.total_tokens, r.pts.n, r.t_run - r.t_load, run_s,
+                run_s > 0 ? (double)r.total_tokens / run_s : 0.0);
+    }
+done:
+    run_free(&r);
+    return rc;
+}
