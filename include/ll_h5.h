@@ -26,10 +26,14 @@ typedef struct ll_h5_meta {
     int allow_tf32;            /* fp32 matmuls were allowed to use TF32 (run --tf32 on cuda) */
     int64_t n_layers, d_model, vocab_size;
     int topk;
-    const char *config_sha256; /* hex */
+    const char *config_sha256; /* hex: config.json's; for GGUF, that of its header and metadata */
+    const char *source_format; /* "safetensors" or "gguf" */
     int n_st_files;
-    const char *const *st_files;         /* [n_st_files] file names */
+    const char *const *st_files;         /* [n_st_files] file names (safetensors; GGUF: the .gguf file) */
     const char *const *st_header_sha256; /* [n_st_files] hex */
+    const char *storage_types;  /* "Q4_1 x210, F32 x61, Q8_0 x1": stored types of the tensors used */
+    const char *tokenizer;      /* where token strings come from: "tokenizer.json", "gguf" or "none" */
+    const char *tokenizer_error; /* why the model's tokenizer could not be used, or NULL */
     int n_points;
     const char *const *point_names; /* [n_points] "embed", "mid.3", "post.3" */
     const int32_t *point_layers;    /* [n_points], -1 for embed */

@@ -11,6 +11,8 @@
 #include "ll_math.h"
 #include "ll_safetensors.h"
 
+struct ll_gguf;
+
 #include <cJSON.h>
 #include <stdint.h>
 
@@ -120,23 +122,63 @@ void ll_arch_gpt2_specs(const ll_config *c, ll_tensor_spec *s, int *n);
 void ll_arch_neox_specs(const ll_config *c, ll_tensor_spec *s, int *n);
 void ll_arch_llama_specs(const ll_config *c, ll_tensor_spec *s, int *n);
 
-/* A model directory opened and validated (no weights on a backend yet). */
+/* One tensor the architecture needs, as stored in the model's file. */
+typedef struct ll_model_tensor {
+    const char *name;        /* name in the file ("model.layers.0.self_attn.q_proj.weight", "blk.0.attn_q.weight") */
+    const uint8_t *data;     /* stored bytes, in the file mapping */
+    size_t nbytes;
+    int64_t numel;
+    int file;                /* index into ll_model_files.file_names */
+    const char *type_name;   /* storage type as the file names it: "BF16", "Q4_K" */
+    int gguf_type;           /* GGUF: the ggml type id; -1 for safetensors */
+    int quantized;           /* GGUF block-quantized: dequantized while uploading */
+    ll_dtype dtype;          /* stored dtype when not quantized; LL_DTYPE_F16 for quantized tensors (what a
+                                16-bit backend is given after dequantization) */
+    int unpermute_heads;     /* > 0: rows are in llama.cpp's interleaved rotary order for this many heads
+                                (GGUF q/k of llama-architecture models) and are put back in HF's order */
+    int head_rows;           /* rows per head when unpermute_heads > 0 */
+} ll_model_tensor;
+
+/* A model (Hugging Face directory or GGUF file) opened and validated (no weights on a backend yet). */
 typedef struct ll_model_files {
-    char *dir;
+    char *dir;                  /* --model as given */
+    ll_model_format format;
     ll_config cfg;
-    char config_sha256[65];
-    ll_st_set *st;
+    char config_sha256[65];     /* SHA-256 of config.json; for GGUF, of the header and metadata */
+    ll_st_set *st;              /* safetensors: the files; NULL for GGUF */
+    struct ll_gguf *gguf;       /* GGUF: the file; NULL for safetensors */
+    int n_files;
+    const char **file_names;    /* [n_files] base names */
+    const char **file_sha256;   /* [n_files] SHA-256 of each file's header (safetensors JSON / GGUF metadata) */
     ll_tensor_spec *specs;
     int n_specs;
-    const ll_st_tensor **bound; /* [n_specs] checkpoint tensor of each spec */
-    ll_dtype dtype;             /* storage dtype of the matrices (the most common one) */
+    ll_model_tensor *bound;     /* [n_specs] stored tensor of each spec */
+    ll_dtype dtype;             /* storage dtype of the matrices (the most common one; quantized count as F16) */
+    int n_quantized;            /* bound tensors that are block-quantized */
+    char storage_types[160];    /* storage types of the bound tensors with counts: "Q4_1 x210, F32 x61, Q8_0 x1" */
     int64_t n_params;
 } ll_model_files;
 
-/* Reads config.json and the safetensors, and validates presence, dtype and exact shape of every
- * tensor the architecture needs before anything is computed. */
-ll_status ll_model_files_open(const char *dir, ll_model_files **out, ll_err *err);
+/* Opens a model (ll_model_locate): reads config.json and the safetensors, or the GGUF file, and validates
+ * presence, type and exact shape of every tensor the architecture needs before anything is computed. */
+ll_status ll_model_files_open(const char *model, ll_model_files **out, ll_err *err);
 void ll_model_files_close(ll_model_files *m);
+/* Format-specific halves of ll_model_files_open (model_files_st.c, model_files_gguf.c): fill cfg, specs,
+ * bound, files and config_sha256 of m. */
+ll_status ll_model_files_open_st(ll_model_files *m, const char *dir, ll_err *err);
+ll_status ll_model_files_open_gguf(ll_model_files *m, const char *path, ll_err *err);
+/* "safetensors" or "gguf". */
+const char *ll_model_format_name(ll_model_format f);
+/* The dtype the weights are given to a backend in: the CPU computes in F32 whatever is stored; a 16-bit
+ * backend gets quantized tensors as F16. */
+ll_dtype ll_model_weights_dtype(const ll_model_files *m, const char *backend);
+/* Bytes the weights take on a backend. */
+size_t ll_model_weights_bytes(const ll_model_files *m, const char *backend);
+
+/* GGUF metadata ({arch}.* keys) into the same ll_config the config.json path builds (gguf_config.c), and
+ * the tensors it implies under their GGUF names ("blk.N.attn_q.weight"), shapes in row-major order. */
+ll_status ll_gguf_config_parse(const struct ll_gguf *g, ll_config *c, ll_err *err);
+ll_status ll_gguf_tensor_specs(const ll_config *c, ll_tensor_spec **out, int *n, ll_err *err);
 
 /* Weights on a backend. */
 typedef struct ll_weights {

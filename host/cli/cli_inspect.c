@@ -3,6 +3,7 @@
 #include "args.h"
 #include "cli.h"
 #include "ll_engine.h"
+#include "ll_gguf.h"
 #include "ll_memplan.h"
 #include "ll_model.h"
 #include "ll_tokenizer.h"
@@ -11,11 +12,12 @@
 #include <string.h>
 
 static const char inspect_usage[] =
-    "usage: logitlens inspect DIR [--batch-tokens N] [--points KINDS] [--layers A:B:S] [--topk K]\n"
+    "usage: logitlens inspect (MODEL | --model MODEL) [--batch-tokens N] [--points KINDS] [--layers A:B:S]\n"
+    "                         [--topk K]\n"
     "\n"
-    "Describes a Hugging Face model directory: architecture, shapes, parameter count, storage dtypes, and the\n"
-    "memory plan of a run (weights + activations + lens buffers for a batch of N tokens) on the CPU and CUDA\n"
-    "backends.\n";
+    "Describes a model (a Hugging Face directory, a .gguf file, or a directory holding one .gguf):\n"
+    "architecture, shapes, parameter count, storage types, the tokenizer, and the memory plan of a run\n"
+    "(weights + activations + lens buffers for a batch of N tokens) on the CPU and CUDA backends.\n";
 
 int ll_cmd_inspect(int argc, char **argv) {
     const char *dir = NULL, *points = NULL, *layers = NULL;
@@ -39,7 +41,13 @@ int ll_cmd_inspect(int argc, char **argv) {
             }
         } else if ((r = ll_arg_value(argc, argv, &i, "--points", &val)) != 0) points = val;
         else if ((r = ll_arg_value(argc, argv, &i, "--layers", &val)) != 0) layers = val;
-        else if (argv[i][0] == '-' || dir) {
+        else if ((r = ll_arg_value(argc, argv, &i, "--model", &val)) != 0) {
+            if (r > 0 && dir) {
+                fprintf(stderr, "logitlens inspect: give one model (DIR, FILE.gguf or --model), not two\n");
+                return ll_status_exit_code(LL_ERR_USAGE);
+            }
+            dir = val;
+        } else if (argv[i][0] == '-' || dir) {
             fprintf(stderr, "logitlens inspect: unexpected argument '%s' (see logitlens inspect --help)\n", argv[i]);
             return ll_status_exit_code(LL_ERR_USAGE);
         } else dir = argv[i];
@@ -49,7 +57,7 @@ int ll_cmd_inspect(int argc, char **argv) {
         }
     }
     if (!dir) {
-        fprintf(stderr, "logitlens inspect: a model directory is required\n");
+        fprintf(stderr, "logitlens inspect: a model is required (a directory, a .gguf file, or --model PATH)\n");
         return ll_status_exit_code(LL_ERR_USAGE);
     }
     ll_err err = {{0}};
@@ -79,26 +87,36 @@ int ll_cmd_inspect(int argc, char **argv) {
     printf("residual      %s\n", c->parallel_residual ? "parallel (attention and MLP from the same input)" : "sequential");
     printf("vocabulary    %lld (%s unembedding)\n", (long long)c->vocab, c->tied ? "tied" : "untied");
     printf("context       %lld tokens\n", (long long)c->n_ctx);
-    int count[LL_DTYPE_COUNT] = {0};
     double stored = 0;
-    for (int i = 0; i < m->n_specs; i++) {
-        count[m->bound[i]->dtype]++;
-        stored += (double)m->bound[i]->nbytes;
-    }
+    for (int i = 0; i < m->n_specs; i++) stored += (double)m->bound[i].nbytes;
     printf("parameters    %lld (%.3g B)\n", (long long)m->n_params, (double)m->n_params / 1e9);
-    printf("dtypes       ");
-    for (int d = 0; d < LL_DTYPE_COUNT; d++)
-        if (count[d]) printf(" %s x%d", ll_dtype_name((ll_dtype)d), count[d]);
-    printf("\n");
+    printf("storage       %s\n", m->storage_types);
     ll_memplan_human(stored, b1, sizeof b1);
-    printf("files         %d safetensors file(s), %d tensors used, %s of weights\n", m->st->n_files, m->n_specs, b1);
-    printf("tokenizer     %s\n", ll_tokenizer_exists(dir) ? "tokenizer.json" : "none (token ids only)");
+    if (m->format == LL_MODEL_GGUF) {
+        printf("files         GGUF %s (version %u, alignment %llu), %d tensors used, %s stored\n", m->gguf->name,
+               m->gguf->version, (unsigned long long)m->gguf->alignment, m->n_specs, b1);
+        ll_memplan_human((double)ll_model_weights_bytes(m, "cpu"), b2, sizeof b2);
+        ll_memplan_human((double)ll_model_weights_bytes(m, "cuda"), b3, sizeof b3);
+        printf("dequantized   %s as float32 (cpu), %s with quantized tensors as float16 (cuda)\n", b2, b3);
+    } else {
+        printf("files         %d safetensors file(s), %d tensors used, %s of weights\n", m->n_files, m->n_specs, b1);
+    }
+    ll_tokenizer *tk = NULL;
+    ll_err terr = {{0}};
+    if (ll_model_tokenizer_load(dir, &tk, &terr))
+        printf("tokenizer     unusable: %s (token-id prompts still run)\n", terr.msg);
+    else if (!tk)
+        printf("tokenizer     none (token ids only)\n");
+    else
+        printf("tokenizer     %s, %lld ids\n", m->format == LL_MODEL_GGUF ? "GGUF metadata" : "tokenizer.json",
+               (long long)ll_tokenizer_vocab_size(tk));
+    ll_tokenizer_free(tk);
     printf("\ntensors (layer 0 and global):\n");
     for (int i = 0; i < m->n_specs; i++) {
         if (m->specs[i].layer > 0) continue;
         char sh[64];
         ll_st_shape_str(m->specs[i].shape, m->specs[i].ndim, sh, sizeof sh);
-        printf("  %-52s %-16s %s\n", m->specs[i].name, sh, ll_dtype_name(m->bound[i]->dtype));
+        printf("  %-52s %-16s %s\n", m->specs[i].name, sh, m->bound[i].type_name);
     }
     ll_engine_opts eo = {.topk = (int)topk};
     printf("\nmemory plan for batches of %lld tokens, %d points, top-%lld:\n", (long long)batch_tokens, pts.n,
@@ -113,7 +131,8 @@ int ll_cmd_inspect(int argc, char **argv) {
         char b4[32];
         ll_memplan_human((double)plan.scratch, b4, sizeof b4);
         printf("  %-5s weights %s (%s) + activations and lens %s + scratch %s = %s %s memory\n", names[b], b1,
-               b ? "as stored" : "float32", b2, b4, b3, b ? "device" : "host");
+               !b ? "float32" : m->n_quantized ? "quantized as float16" : "as stored", b2, b4, b3,
+               b ? "device" : "host");
     }
     ll_points_free(&pts);
     ll_model_files_close(m);

@@ -17,9 +17,9 @@ static size_t max_size(size_t a, size_t b) { return a > b ? a : b; }
 static ll_dtype unembed_dtype(const ll_model_files *m) {
     ll_dtype dt = m->dtype;
     for (int i = 0; i < m->n_specs; i++) {
-        if (m->specs[i].layer >= 0 || !m->bound[i]->dtype_ok) continue;
-        if (m->specs[i].role == LL_GW_UNEMBED) return m->bound[i]->dtype;
-        if (m->specs[i].role == LL_GW_TOK_EMBED) dt = m->bound[i]->dtype;
+        if (m->specs[i].layer >= 0) continue;
+        if (m->specs[i].role == LL_GW_UNEMBED) return m->bound[i].dtype;
+        if (m->specs[i].role == LL_GW_TOK_EMBED) dt = m->bound[i].dtype;
     }
     return dt;
 }
@@ -46,8 +46,7 @@ void ll_memplan_compute(const ll_model_files *m, const char *backend, const ll_p
                         int64_t max_T, ll_memplan *out) {
     memset(out, 0, sizeof *out);
     int cpu = !strcmp(backend, "cpu");
-    for (int i = 0; i < m->n_specs; i++)
-        out->weights += cpu ? (size_t)ll_st_numel(m->bound[i]) * 4 : m->bound[i]->nbytes;
+    out->weights = ll_model_weights_bytes(m, backend);
     out->activations = ll_engine_activation_bytes(&m->cfg, p, o, max_T);
     out->scratch = cpu ? LL_PLAN_CPU_SCRATCH : cuda_scratch(m, p, o, max_T);
     out->total = out->weights + out->activations + out->scratch;

@@ -135,8 +135,19 @@ static ll_status write_root_attrs(ll_h5_writer *w, const ll_h5_meta *m, ll_err *
     if ((st = attr_i64(w, "vocab_size", m->vocab_size, err))) return st;
     if ((st = attr_i64(w, "topk", m->topk, err))) return st;
     if ((st = attr_str(w, "config_sha256", m->config_sha256, err))) return st;
-    if ((st = attr_strs(w, "safetensors_files", m->n_st_files, m->st_files, err))) return st;
-    return attr_strs(w, "safetensors_header_sha256", m->n_st_files, m->st_header_sha256, err);
+    const char *fmt = m->source_format ? m->source_format : "safetensors";
+    int gguf = !strcmp(fmt, "gguf");
+    if ((st = attr_str(w, "source_format", fmt, err))) return st;
+    if ((st = attr_str(w, "storage_types", m->storage_types, err))) return st;
+    if ((st = attr_str(w, "tokenizer", m->tokenizer ? m->tokenizer : "none", err))) return st;
+    if (m->tokenizer_error && (st = attr_str(w, "tokenizer_error", m->tokenizer_error, err))) return st;
+    /* the safetensors attributes stay present (empty for a GGUF model) for readers that expect them */
+    if ((st = attr_strs(w, "safetensors_files", gguf ? 0 : m->n_st_files, m->st_files, err))) return st;
+    if ((st = attr_strs(w, "safetensors_header_sha256", gguf ? 0 : m->n_st_files, m->st_header_sha256, err)))
+        return st;
+    if (!gguf) return LL_OK;
+    if ((st = attr_strs(w, "gguf_files", m->n_st_files, m->st_files, err))) return st;
+    return attr_strs(w, "gguf_header_sha256", m->n_st_files, m->st_header_sha256, err);
 }
 
 /* ---- datasets -------------------------------------------------------------------------------------- */

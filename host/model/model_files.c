@@ -1,99 +1,95 @@
-/* model_files.c: opening a Hugging Face model directory and validating every tensor the architecture
- * needs (presence, dtype, exact shape implied by config.json) before any compute. */
+/* model_files.c: opening a model (a Hugging Face directory or a GGUF file) and what both formats share:
+ * the storage summary, the dtype the weights take on a backend and their size there. The format-specific
+ * halves are model_files_st.c and model_files_gguf.c. */
+#include "ll_gguf.h"
 #include "ll_model.h"
-#include "ll_sha256.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+const char *ll_model_format_name(ll_model_format f) { return f == LL_MODEL_GGUF ? "gguf" : "safetensors"; }
+
 void ll_model_files_close(ll_model_files *m) {
     if (!m) return;
     ll_st_close(m->st);
+    ll_gguf_close(m->gguf);
+    free(m->file_names);
+    free(m->file_sha256);
     free(m->specs);
     free(m->bound);
     free(m->dir);
     free(m);
 }
 
-ll_status ll_model_files_open(const char *dir, ll_model_files **out, ll_err *err) {
+/* "Q4_1 x210, F32 x61, Q8_0 x1": storage types by descending count (ties by first use). */
+static void storage_summary(ll_model_files *m) {
+    const char *names[64];
+    int counts[64], n = 0;
+    for (int i = 0; i < m->n_specs; i++) {
+        int j = 0;
+        while (j < n && strcmp(names[j], m->bound[i].type_name)) j++;
+        if (j == n) {
+            if (n == 64) continue;
+            names[n] = m->bound[i].type_name;
+            counts[n++] = 0;
+        }
+        counts[j]++;
+    }
+    size_t off = 0;
+    m->storage_types[0] = 0;
+    for (int k = 0; k < n; k++) {
+        int best = -1;
+        for (int j = 0; j < n; j++)
+            if (counts[j] > 0 && (best < 0 || counts[j] > counts[best])) best = j;
+        int w = snprintf(m->storage_types + off, sizeof m->storage_types - off, "%s%s x%d", off ? ", " : "",
+                         names[best], counts[best]);
+        if (w < 0 || (size_t)w >= sizeof m->storage_types - off) break;
+        off += (size_t)w;
+        counts[best] = 0;
+    }
+}
+
+ll_status ll_model_files_open(const char *model, ll_model_files **out, ll_err *err) {
     *out = NULL;
     ll_model_files *m = calloc(1, sizeof *m);
-    if (!m || !(m->dir = strdup(dir))) {
+    if (!m || !(m->dir = strdup(model))) {
         free(m);
         return ll_fail(err, LL_ERR_NOMEM, "out of memory");
     }
-    char path[4096];
-    char *text = NULL;
-    size_t len = 0;
-    ll_status rc;
-    snprintf(path, sizeof path, "%s/config.json", dir);
-    if ((rc = ll_read_small_file(path, 16u << 20, &text, &len, err))) goto fail;
-    ll_sha256_hex(text, len, m->config_sha256);
-    rc = ll_config_parse(path, text, len, &m->cfg, err);
-    free(text);
-    if (rc) goto fail;
-    if ((rc = ll_st_open_dir(dir, &m->st, err))) goto fail;
-
-    ll_config *c = &m->cfg;
-    if (!strcmp(c->arch, "gpt2") && ll_st_find(m->st, "transformer.wte.weight"))
-        snprintf(c->prefix, sizeof c->prefix, "transformer.");
-    if ((rc = ll_config_tensor_specs(c, &m->specs, &m->n_specs, err))) goto fail;
-    m->bound = ll_calloc_array((size_t)m->n_specs, sizeof *m->bound);
-    if (!m->bound) {
-        rc = ll_fail(err, LL_ERR_NOMEM, "out of memory");
-        goto fail;
+    char *path = NULL;
+    ll_status rc = ll_model_locate(model, &m->format, &path, err);
+    if (!rc)
+        rc = m->format == LL_MODEL_GGUF ? ll_model_files_open_gguf(m, path, err) : ll_model_files_open_st(m, path, err);
+    free(path);
+    if (rc) {
+        ll_model_files_close(m);
+        return rc;
     }
     int dtype_count[LL_DTYPE_COUNT] = {0};
     for (int i = 0; i < m->n_specs; i++) {
-        const ll_tensor_spec *sp = &m->specs[i];
-        const ll_st_tensor *t = ll_st_find(m->st, sp->name);
-        char want[64], have[64];
-        ll_st_shape_str(sp->shape, sp->ndim, want, sizeof want);
-        if (!t) {
-            rc = ll_fail(err, LL_ERR_INPUT, "model %s: tensor '%s' (shape %s) is missing from the safetensors files",
-                         dir, sp->name, want);
-            goto fail;
-        }
-        const char *fname = m->st->files[t->file].name;
-        if (!t->dtype_ok) {
-            rc = ll_fail(err, LL_ERR_INPUT,
-                         "safetensors %s: tensor '%s' has dtype %s, expected F32, F16 or BF16", fname, sp->name,
-                         t->dtype_name);
-            goto fail;
-        }
-        int same = t->ndim == sp->ndim;
-        for (int d = 0; same && d < sp->ndim; d++) same = t->shape[d] == sp->shape[d];
-        if (!same) {
-            ll_st_shape_str(t->shape, t->ndim, have, sizeof have);
-            rc = ll_fail(err, LL_ERR_INPUT, "safetensors %s: tensor '%s' has shape %s, config.json implies %s", fname,
-                         sp->name, have, want);
-            goto fail;
-        }
-        m->bound[i] = t;
-        if (sp->ndim == 2) dtype_count[t->dtype]++;
-        m->n_params += ll_st_numel(t);
+        if (m->specs[i].ndim == 2) dtype_count[m->bound[i].dtype]++;
+        m->n_params += m->bound[i].numel;
+        m->n_quantized += m->bound[i].quantized;
     }
     m->dtype = LL_DTYPE_F32;
     for (int d = 0; d < LL_DTYPE_COUNT; d++)
         if (dtype_count[d] > dtype_count[m->dtype]) m->dtype = (ll_dtype)d;
-
-    /* Tensors nobody asked for: non-weight buffers are expected; anything else is worth a warning (a
-     * checkpoint of a variant this architecture file does not know). */
-    int n_unexpected = 0;
-    const char *first_unexpected = NULL;
-    for (int i = 0; i < m->st->n_tensors; i++) {
-        const char *name = m->st->tensors[i].name;
-        int known = ll_config_is_ignored_buffer(c, name) || (c->tied && !strcmp(name, "lm_head.weight"));
-        for (int j = 0; !known && j < m->n_specs; j++) known = m->bound[j] == &m->st->tensors[i];
-        if (!known && n_unexpected++ == 0) first_unexpected = name;
-    }
-    if (n_unexpected)
-        fprintf(stderr, "logitlens: warning: model %s: %d tensor(s) not used by the %s architecture (first: '%s')\n",
-                dir, n_unexpected, c->arch, first_unexpected);
+    storage_summary(m);
     *out = m;
     return LL_OK;
-fail:
-    ll_model_files_close(m);
-    return rc;
+}
+
+ll_dtype ll_model_weights_dtype(const ll_model_files *m, const char *backend) {
+    return !strcmp(backend, "cpu") ? LL_DTYPE_F32 : m->dtype;
+}
+
+size_t ll_model_weights_bytes(const ll_model_files *m, const char *backend) {
+    int cpu = !strcmp(backend, "cpu");
+    size_t total = 0;
+    for (int i = 0; i < m->n_specs; i++) {
+        const ll_model_tensor *t = &m->bound[i];
+        total += cpu ? (size_t)t->numel * 4 : t->quantized ? (size_t)t->numel * 2 : t->nbytes;
+    }
+    return total;
 }

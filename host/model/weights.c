@@ -1,9 +1,20 @@
-/* weights.c: uploading a validated checkpoint to a backend, tensor by tensor, releasing the mapped
- * pages of each tensor once the backend holds its copy. */
+/* weights.c: uploading a validated model to a backend, tensor by tensor, releasing the mapped pages of
+ * each tensor once the backend holds its copy.
+ *
+ * Safetensors tensors and GGUF F32/F16/BF16 tensors go to the backend as stored. GGUF block-quantized
+ * tensors are dequantized one at a time into a host buffer of that tensor only (never a second copy of
+ * the model): into F32 for the CPU backend, which computes in F32, and into F16 for a 16-bit backend
+ * (CUDA), halving its memory; a value beyond F16's range is refused by name. GGUF q/k rows of llama models
+ * are put back from llama.cpp's interleaved rotary order into Hugging Face's half-split order:
+ * within each head of R rows, stored row 2i + j holds HF row j*R/2 + i (0 <= i < R/2, j in {0, 1}). */
+#include "ll_gguf.h"
+#include "ll_math.h"
 #include "ll_model.h"
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 void ll_weights_free(ll_backend *be, ll_weights *w) {
     if (!w) return;
@@ -18,25 +29,104 @@ void ll_weights_free(ll_backend *be, ll_weights *w) {
     memset(w, 0, sizeof *w);
 }
 
+/* Tells the OS the whole pages inside [data, data + n) are no longer needed. */
+static void release_pages(const void *data, size_t n) {
+    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    uintptr_t lo = (uintptr_t)data, hi = lo + n;
+    lo = (lo + page - 1) & ~(page - 1);
+    hi &= ~(page - 1);
+    if (hi > lo) madvise((void *)lo, hi - lo, MADV_DONTNEED);
+}
+
+/* Rows of a [heads * R, cols] matrix (cols = 1 for a bias) from interleaved to half-split order. */
+static void unpermute_rows(const float *src, float *dst, int heads, int R, int64_t cols) {
+    for (int h = 0; h < heads; h++)
+        for (int i = 0; i < R / 2; i++)
+            for (int j = 0; j < 2; j++) {
+                const float *s = src + ((int64_t)h * R + 2 * i + j) * cols;
+                float *d = dst + ((int64_t)h * R + j * (R / 2) + i) * cols;
+                memcpy(d, s, sizeof *d * (size_t)cols);
+            }
+}
+
+/* A GGUF tensor that needs work on the host (dequantization and/or row order) as a buffer of `want`
+ * (F32 or F16): *out is malloc'ed. */
+static ll_status gguf_host_copy(const ll_model_tensor *t, const ll_tensor_spec *sp, ll_dtype want, void **out,
+                                ll_err *err) {
+    *out = NULL;
+    size_t n = (size_t)t->numel;
+    float *f = ll_malloc_array(n ? n : 1, sizeof *f);
+    float *tmp = t->unpermute_heads ? ll_malloc_array(n ? n : 1, sizeof *tmp) : NULL;
+    if (!f || (t->unpermute_heads && !tmp)) {
+        free(f);
+        free(tmp);
+        return ll_fail(err, LL_ERR_NOMEM, "tensor '%s': cannot allocate %zu bytes to dequantize it", sp->name, n * 4);
+    }
+    ll_gguf_dequant_f32((uint32_t)t->gguf_type, t->data, t->unpermute_heads ? tmp : f, t->numel);
+    if (t->unpermute_heads) {
+        int64_t cols = sp->ndim == 2 ? sp->shape[1] : 1;
+        unpermute_rows(tmp, f, t->unpermute_heads, t->head_rows, cols);
+        free(tmp);
+    }
+    if (want == LL_DTYPE_F32) {
+        *out = f;
+        return LL_OK;
+    }
+    uint16_t *h = ll_malloc_array(n ? n : 1, sizeof *h);
+    if (!h) {
+        free(f);
+        return ll_fail(err, LL_ERR_NOMEM, "tensor '%s': cannot allocate %zu bytes to convert it", sp->name, n * 2);
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (!(f[i] >= -65504.0f && f[i] <= 65504.0f)) {
+            float bad = f[i];
+            free(f);
+            free(h);
+            return ll_fail(err, LL_ERR_INPUT,
+                           "tensor '%s': dequantized value %g at element %zu is outside float16's range; this "
+                           "backend holds quantized weights as float16 (use --backend cpu)",
+                           sp->name, (double)bad, i);
+        }
+        h[i] = ll_f32_to_f16(f[i]);
+    }
+    free(f);
+    *out = h;
+    return LL_OK;
+}
+
 ll_status ll_weights_upload(ll_backend *be, const ll_model_files *m, ll_weights *w, ll_err *err) {
     memset(w, 0, sizeof *w);
     size_t n_layer_slots = (size_t)m->cfg.n_layers * LL_LW_COUNT;
     w->l = ll_calloc_array(n_layer_slots + 1, sizeof *w->l);
     if (!w->l) return ll_fail(err, LL_ERR_NOMEM, "out of memory");
     w->l[n_layer_slots].rows = -1; /* end marker for ll_weights_free */
+    const int cpu = !strcmp(be->ops->name, "cpu");
     for (int i = 0; i < m->n_specs; i++) {
         const ll_tensor_spec *sp = &m->specs[i];
-        const ll_st_tensor *t = m->bound[i];
+        const ll_model_tensor *t = &m->bound[i];
         ll_wt *dst = sp->layer < 0 ? &w->g[sp->role] : &w->l[(size_t)sp->layer * LL_LW_COUNT + sp->role];
         int64_t rows = sp->ndim == 2 ? sp->shape[0] : 1, cols = sp->ndim == 2 ? sp->shape[1] : sp->shape[0];
-        ll_status rc = be->ops->upload_weight(be, t->data, t->dtype, rows, cols, dst);
-        if (rc != LL_OK) {
-            ll_fail(err, rc, "uploading tensor '%s' to the %s backend: %s", sp->name, be->ops->name, be->err.msg);
+        const void *src = t->data;
+        ll_dtype src_dtype = t->dtype;
+        void *host = NULL;
+        ll_status rc = LL_OK;
+        if (t->quantized || t->unpermute_heads) {
+            /* the CPU computes in F32 whatever it is given; other backends keep 16 bits */
+            src_dtype = cpu || t->dtype == LL_DTYPE_F32 || t->dtype == LL_DTYPE_BF16 ? LL_DTYPE_F32 : LL_DTYPE_F16;
+            rc = gguf_host_copy(t, sp, src_dtype, &host, err);
+            src = host;
+        }
+        if (!rc) {
+            rc = be->ops->upload_weight(be, src, src_dtype, rows, cols, dst);
+            if (rc) ll_fail(err, rc, "uploading tensor '%s' to the %s backend: %s", sp->name, be->ops->name, be->err.msg);
+        }
+        free(host);
+        if (rc) {
             ll_weights_free(be, w);
             return rc;
         }
         w->bytes += (size_t)(rows * cols) * ll_dtype_size(dst->dtype);
-        ll_st_release(m->st, t);
+        release_pages(t->data, t->nbytes);
     }
     w->unembed = w->g[LL_GW_UNEMBED].data ? &w->g[LL_GW_UNEMBED] : &w->g[LL_GW_TOK_EMBED];
     return LL_OK;
