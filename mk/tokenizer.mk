@@ -52,4 +52,5 @@ fuzz-tokenizer-run:
 test-tokenizer: all $(BUILD)/tests/test_tokenizer
 	$(BUILD)/tests/test_tokenizer
 	LOGITLENS_BIN=$(abspath $(BUILD)/logitlens) PYTHONPATH=$(abspath tools/python) $(PYTHON) -m pytest -q \
-		tests/test_tokenizer_hf.py tests/test_tokenizer_synth.py tests/test_tokenizer_cli.py tests/test_tokenizer_errors.py
+		tests/test_tokenizer_hf.py tests/test_tokenizer_synth.py tests/test_tokenizer_cli.py tests/test_tokenizer_errors.py \
+		tests/test_tokenizer_bytelevel_holes.py

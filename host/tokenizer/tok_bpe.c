@@ -3,7 +3,8 @@
  *   2. split into characters (continuing_subword_prefix on all but the first, end_of_word_suffix on
  *      the last); a character missing from the vocabulary becomes its <0xNN> byte tokens
  *      (byte_fallback) or the unknown token (consecutive ones fused with fuse_unk), or is dropped
- *      when the model has no unk_token (the loader refuses byte-level vocabularies with holes);
+ *      when the model has no unk_token (so a byte-level vocabulary without some byte characters,
+ *      like StarCoder's, drops those bytes);
  *   3. merge adjacent pairs, always the pair of lowest rank first and the leftmost among equals,
  *      with a binary heap of candidate merges and a doubly linked list of symbols: O(n log n);
  *   4. cache pre-token -> ids (bounded; cleared when full). */

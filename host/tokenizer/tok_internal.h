@@ -327,6 +327,11 @@ void tok_decoder_free(tok_decoder *d);
 /* Runs the decoder chain over a list of token strings (each a tok_buf) in place. */
 ll_status tok_decoder_chain(tok_decoder *d, tok_buf **toks, size_t *n, ll_err *err);
 
+/* ---- building (tok_load.c) ---- */
+/* Builds a tokenizer from a parsed tokenizer.json tree (the GGUF path, tok_gguf.c, builds one from the
+ * metadata); `name` stands for the file in messages. No tokenizer_config.json is read. */
+ll_status tok_load_tree(const cJSON *j, const char *name, ll_tokenizer **out, ll_err *err);
+
 /* ---- the tokenizer ---- */
 struct ll_tokenizer {
     char *path;                 /* tokenizer.json path, for messages */

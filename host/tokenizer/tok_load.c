@@ -1,7 +1,8 @@
 /* tok_load.c: ll_tokenizer_load / ll_tokenizer_free: reads DIR/tokenizer.json (cJSON) and
  * DIR/tokenizer_config.json, builds every stage, and refuses what it cannot reproduce exactly
- * (other model types, truncation, fixed padding, unknown stage types, byte-level vocabularies
- * with missing byte tokens). */
+ * (other model types, truncation, fixed padding, unknown stage types, byte_fallback without all 256
+ * <0xNN> tokens). A byte-level vocabulary may lack byte tokens (StarCoder's and SmolLM2's lack 21):
+ * the BPE model then drops those bytes, or gives the unknown token, exactly as `tokenizers` does. */
 #include "tok_internal.h"
 
 #include <cjson/cJSON.h>
@@ -111,18 +112,8 @@ static void decoder_display(const tok_decoder *d, ll_tokenizer *tk) {
 
 static ll_status check_bytes(ll_tokenizer *tk, ll_err *err) {
     tok_bpe *m = &tk->bpe;
-    if (pretok_has_bytelevel(tk->pre) && m->unk_id < 0) {
-        for (int b = 0; b < 256; b++) {
-            char enc[4];
-            size_t l = tok_utf8_encode(tok_bytelevel_cp[b], enc);
-            int32_t id;
-            if (!tok_strmap_get(&m->vocab, enc, l, &id))
-                return ll_fail(err, LL_ERR_INPUT,
-                               "%s: model.vocab lacks the byte-level token '%.*s' for byte 0x%02X (a ByteLevel "
-                               "tokenizer needs all 256)",
-                               tk->path, (int)l, enc, b);
-        }
-    }
+    /* No check for the 256 ByteLevel characters: `tokenizers` loads such vocabularies and its BPE drops a
+     * character it has no token for (or gives unk_token / <0xNN> tokens), which tok_bpe.c reproduces. */
     if (m->byte_fallback) {
         for (int b = 0; b < 256; b++)
             if (m->byte_ids[b] < 0)
@@ -239,30 +230,35 @@ done:
     return LL_OK;
 }
 
-ll_status ll_tokenizer_load_json(const char *json, size_t len, const char *name, ll_tokenizer **out, ll_err *err) {
+ll_status tok_load_tree(const cJSON *j, const char *name, ll_tokenizer **out, ll_err *err) {
     *out = NULL;
     tok_bytelevel_init();
     ll_tokenizer *tk = tokenizer_new();
-    char *text = malloc(len + 1);
-    ll_status st = LL_OK;
-    cJSON *j = NULL;
-    if (!tk || !text || !(tk->path = strdup(name))) {
-        st = ll_fail(err, LL_ERR_NOMEM, "tokenizer: out of memory");
-        goto done;
+    if (!tk || !(tk->path = strdup(name))) {
+        ll_tokenizer_free(tk);
+        return ll_fail(err, LL_ERR_NOMEM, "tokenizer: out of memory");
     }
-    memcpy(text, json, len);
-    text[len] = 0;
-    if ((st = parse_json_text(text, len, name, &j, err))) goto done;
-    st = build(tk, j, err);
-done:
-    cJSON_Delete(j);
-    free(text);
+    ll_status st = build(tk, j, err);
     if (st) {
         ll_tokenizer_free(tk);
         return st;
     }
     *out = tk;
     return LL_OK;
+}
+
+ll_status ll_tokenizer_load_json(const char *json, size_t len, const char *name, ll_tokenizer **out, ll_err *err) {
+    *out = NULL;
+    char *text = malloc(len + 1);
+    if (!text) return ll_fail(err, LL_ERR_NOMEM, "tokenizer: out of memory");
+    memcpy(text, json, len);
+    text[len] = 0;
+    cJSON *j = NULL;
+    ll_status st = parse_json_text(text, len, name, &j, err);
+    if (!st) st = tok_load_tree(j, name, out, err);
+    cJSON_Delete(j);
+    free(text);
+    return st;
 }
 
 void ll_tokenizer_free(ll_tokenizer *tk) {
