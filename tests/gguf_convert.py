@@ -476,8 +476,26 @@ def _write_metadata(w, hp, sliding_window_key, name):
         u32("attention.sliding_window", hp.cfg["sliding_window"])
 
 
+_LLAMA3_SPLIT = ("(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|"
+                 "\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+")
+
+
+def _bpe_pre_name(pre):
+    """llama.cpp's tokenizer.ggml.pre for a tokenizer.json pre_tokenizer: GPT-2's byte-level regex is
+    'gpt-2', Llama 3's Split regex followed by byte-level is 'llama-bpe'."""
+    if pre and pre.get("type") == "ByteLevel" and pre.get("use_regex", True):
+        return "gpt-2"
+    if pre and pre.get("type") == "Sequence":
+        kinds = [(p.get("type"), (p.get("pattern") or {}).get("Regex")) for p in pre.get("pretokenizers", [])]
+        if kinds == [("Split", _LLAMA3_SPLIT), ("ByteLevel", None)]:
+            return "llama-bpe"
+    raise ValueError("no llama.cpp pre-tokenizer name for %s" % json.dumps(pre)[:200])
+
+
 def _write_tokenizer(w, model_dir):
-    """A byte-level BPE tokenizer.json as tokenizer.ggml.* (model "gpt2")."""
+    """A byte-level BPE tokenizer.json as tokenizer.ggml.* (model "gpt2"): tokens by id, token types (3 for
+    special added tokens), merges, the pre-tokenizer name, and BOS/EOS with add_bos_token from the
+    post-processor (a template that starts with a special token)."""
     with open(os.path.join(model_dir, "tokenizer.json"), encoding="utf-8") as f:
         tj = json.load(f)
     model = tj.get("model", {})
@@ -491,14 +509,25 @@ def _write_tokenizer(w, model_dir):
             special.add(t["id"])
     n = max(vocab.values()) + 1
     tokens = ["[PAD%d]" % i for i in range(n)]
-    for s, i in vocab.items():
-        tokens[i] = s
+    for tok, i in vocab.items():
+        tokens[i] = tok
     w.add_tokenizer_model("gpt2")
-    w.add_tokenizer_pre("gpt2")
+    w.add_tokenizer_pre(_bpe_pre_name(tj.get("pre_tokenizer")))
     w.add_token_list(tokens)
     w.add_token_types([3 if i in special else 1 for i in range(n)])
-    merges = [m if isinstance(m, str) else " ".join(m) for m in model.get("merges", [])]
-    w.add_token_merges(merges)
+    w.add_token_merges([m if isinstance(m, str) else " ".join(m) for m in model.get("merges", [])])
+    cfg = {}
+    if os.path.exists(os.path.join(model_dir, "tokenizer_config.json")):
+        with open(os.path.join(model_dir, "tokenizer_config.json"), encoding="utf-8") as f:
+            cfg = json.load(f)
+    for kind, add in (("bos", w.add_bos_token_id), ("eos", w.add_eos_token_id)):
+        tok = cfg.get(kind + "_token")
+        tok = tok.get("content") if isinstance(tok, dict) else tok
+        if tok in vocab:
+            add(vocab[tok])
+    post = tj.get("post_processor") or {}
+    first = (post.get("single") or [{}])[0] if post.get("type") == "TemplateProcessing" else {}
+    w.add_add_bos_token("SpecialToken" in first)
 
 
 def convert(model_dir, out_path, types="F32", permute_qk=None, sliding_window_key=True, tokenizer=False,
@@ -636,11 +665,17 @@ def config_from_gguf(reader):
     return cfg
 
 
-def dequantized_hf_dir(gguf_path, out_dir, config=None):
+def dequantized_hf_dir(gguf_path, out_dir, config=None, quantized_as="F32"):
     """Writes out_dir/config.json and an F32 out_dir/model.safetensors holding the GGUF's dequantized
     weights in Hugging Face names and layout. config: the HF config.json dict (default: built from the
-    GGUF metadata, llama files only). Returns {GGUF tensor name: stored type name}."""
+    GGUF metadata, llama files only). quantized_as="F16" rounds the dequantized block-quantized tensors to
+    float16 (what a 16-bit backend receives, docs/gguf.md). Returns {GGUF tensor name: stored type name}."""
     reader, tensors = read_tensors(gguf_path)
+    if quantized_as == "F16":
+        tensors = {n: ((a.astype(np.float16).astype(np.float32) if t not in ("F32", "F16", "BF16") else a), t)
+                   for n, (a, t) in tensors.items()}
+    elif quantized_as != "F32":
+        raise ValueError("quantized_as %r: F32 or F16" % quantized_as)
     cfg = dict(config) if config is not None else config_from_gguf(reader)
     cfg["torch_dtype"] = "float32"
     hp = Hparams(cfg)

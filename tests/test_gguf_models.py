@@ -33,7 +33,7 @@ except ImportError as e:  # pragma: no cover - depends on the environment
                 allow_module_level=True)
 
 import gguf_convert as gc  # noqa: E402
-from conftest import MODELS, STANDARD_ARGS, TOPK, make_prompts, read_result  # noqa: E402
+from conftest import MODELS, STANDARD_ARGS, TEST_BACKEND, TOPK, make_prompts, read_result  # noqa: E402
 from reference import compare, lens  # noqa: E402
 from test_errors import expect_refusal, run_lens  # noqa: E402
 
@@ -139,6 +139,12 @@ _CASES = {}
 _FILES = {}
 
 
+def _quantized_as(res):
+    """What the backend of a run computes with for block-quantized tensors (docs/gguf.md): float32 on the
+    CPU, float16 on CUDA; the reference's directory is rounded the same way."""
+    return "F16" if res["attrs"].get("backend") == "cuda" else "F32"
+
+
 def _synth(ll, model):
     return ll.synth(model) if isinstance(model, str) else ll.synth(**model)
 
@@ -174,11 +180,11 @@ def gguf_case(ll, ref_model, gguf_file):
     def get(name):
         if name not in _CASES:
             path, stored, hf, cfg = gguf_file(name)
-            deq = os.path.join(os.path.dirname(path), "dequantized")
-            gc.dequantized_hf_dir(path, deq, cfg)
-            m = ref_model(deq)
-            prompts, answers = make_prompts(m.vocab, seed=len(name))
+            prompts, answers = make_prompts(gc.Hparams(cfg).vocab, seed=len(name))
             res = read_result(ll.lens(path, prompts, answers, STANDARD_ARGS))
+            deq = os.path.join(os.path.dirname(path), "dequantized")
+            gc.dequantized_hf_dir(path, deq, cfg, quantized_as=_quantized_as(res))
+            m = ref_model(deq)
             _CASES[name] = GgufCase(name, hf, path, deq, stored, prompts, answers, res,
                                     lens.run_reference(m, prompts, answers, TOPK), m)
         return _CASES[name]
@@ -314,7 +320,10 @@ def test_gguf_equals_its_dequantized_safetensors(ll, gguf_case, name):
     bits in every dataset (see IDENTICAL), except for GPT-2's transposed layout (GPT2_LAYOUT_REL)."""
     c = gguf_case(name)
     r = read_result(ll.lens(c.deq_dir, c.prompts, c.answers, STANDARD_ARGS))
-    if c.model.arch == "gpt2" and not np.array_equal(r["hidden"], c.res["hidden"]):
+    layouts_differ = c.model.arch == "gpt2" and not np.array_equal(r["hidden"], c.res["hidden"])
+    if layouts_differ or c.res["attrs"].get("backend") != "cpu":
+        # (on CUDA quantized tensors are float16 on the device and the safetensors twin float32: different
+        # kernels, so only the reference tolerances hold)
         ck = compare.Checker("GGUF %s vs its dequantized safetensors %s (GPT-2 layouts)" % (c.path, c.deq_dir),
                              c.res["points"], c.res.get("token_prompt"), c.res.get("token_position"))
         for k in ("tokens", "target_ids"):
@@ -480,6 +489,45 @@ def test_sliding_window_key(ll, gguf_case, gguf_file):
     ck.check()
     assert _worst_hidden_error(r, c.ref) > 100 * compare.tol("hidden_rel"), \
         "the window (5) does not change the results at these prompt lengths"
+
+
+# ---- the tokenizer, written or left out ------------------------------------------------------------
+
+TOKENIZER_TEXTS = ["Hello world, the cat sat.", "  two  spaces\nand a newline, 12345 digits", "h\u00e9llo w\u00f6rld \u2603",
+                   "it's they're we'll", "<|endoftext|> special, <|begin_of_text|> too", ""]
+
+
+@pytest.mark.parametrize("style", ["gpt2", "llama3"])
+def test_gguf_tokenizer_matches_the_hf_one(ll, style):
+    """A synthetic byte-level BPE tokenizer written as tokenizer.ggml.* (pre-tokenizer 'gpt-2' or
+    'llama-bpe', BOS from the post-processor) encodes like the tokenizer.json it came from, and has the
+    same vocabulary (ids, bytes, display strings)."""
+    hf = ll.synth(arch="llama", layers=1, d_model=32, heads=2, vocab=600, ctx=32, dtype="f32", tokenizer=style)
+    path = os.path.join(ll.tmpdir("gguf-tok"), "tok.gguf")
+    gc.convert(hf, path, "F32", tokenizer=True)
+    batch = os.path.join(os.path.dirname(path), "texts.txt")
+    with open(batch, "w", encoding="utf-8") as f:
+        f.write("".join(json.dumps(t) + "\n" for t in TOKENIZER_TEXTS))
+    for args in (["--batch", batch], ["--vocab"]):
+        a = ll.run(["tokenize", "--model", hf] + args)
+        b = ll.run(["tokenize", "--model", path] + args)
+        assert a.rc == 0 and b.rc == 0, a.describe() + b.describe()
+        assert a.stdout == b.stdout, "%s tokenizer, tokenize %s: HF and GGUF differ\n%s\n---\n%s" \
+            % (style, " ".join(args), a.stdout[:2000], b.stdout[:2000])
+    assert len(a.stdout.splitlines()) == 600
+
+
+def test_text_prompt_without_gguf_tokenizer_is_refused(ll, gguf_case):
+    """A GGUF converted without tokenizer.ggml.*: token ids run (every test above), text is refused by
+    prompt with the reason."""
+    c = gguf_case("mistral.Q8_0")
+    assert "tokenizer.ggml.model" not in [k["key"] for k in gc.layout(c.path)["kv"]]
+    assert c.res["attrs"].get("tokenizer") == "none"
+    pf = os.path.join(ll.tmpdir("prompts"), "text.txt")
+    with open(pf, "w") as f:
+        f.write("Hello world\n")
+    r, out_dir = run_lens(ll, c.path, prompts_file=pf)
+    expect_refusal(r, {3}, out_dir, names=["text.txt", "model.gguf"], ci_names=["tokenizer"])
 
 
 # ---- malformed files ---------------------------------------------------------------------------------
@@ -702,16 +750,17 @@ def smol(ll, ref_model):
         path = _smol_path()
         d = ll.tmpdir("smollm2")
         deq = os.path.join(d, "dequantized")
-        stored = gc.dequantized_hf_dir(path, deq)
         pf = os.path.join(d, "prompts.jsonl")
         with open(pf, "w", encoding="utf-8") as f:
             for text, target in SMOL_PROMPTS:
                 f.write(json.dumps({"prompt": text, **({"target": target} if target else {})}) + "\n")
         out = os.path.join(d, "out.h5")
         r = ll.run(["run", "--model", path, "--prompts", pf, "--out", out, "--threads", "2", "--quiet",
-                    "--points", SMOL_POINTS, "--save-hidden", "--topk", str(TOPK)], timeout=300)
+                    "--points", SMOL_POINTS, "--save-hidden", "--topk", str(TOPK)]
+                   + (["--backend", TEST_BACKEND] if TEST_BACKEND else []), timeout=300)
         assert r.rc == 0, "logitlens run on %s failed\n%s" % (path, r.describe())
         res = read_result(out)
+        stored = gc.dequantized_hf_dir(path, deq, quantized_as=_quantized_as(res))
         m = ref_model(deq)
         offs = res["prompt_offsets"]
         prompts = [[int(t) for t in res["tokens"][offs[j]:offs[j + 1]]] for j in range(len(SMOL_PROMPTS))]
