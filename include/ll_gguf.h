@@ -13,7 +13,11 @@
  *
  * Files are untrusted: every count, string length, type, dimension, offset and tensor extent is checked
  * before anything is handed out; nothing is read outside the mapping. Version 1 files (u32 counts and
- * lengths) are refused by name. */
+ * lengths) are refused by name, big-endian files too. Also refused: duplicate keys or tensor names, empty
+ * keys or names, NUL bytes in them, keys over 65535 bytes, tensor names over 256 bytes, BOOL values other
+ * than 0/1, arrays nested more than 8 deep, general.alignment that is not an integer power of two in
+ * 1..2^24, unknown ggml types, ne[0] not a multiple of the type's block, misaligned or overlapping tensor
+ * data. ne[i] == 0 is allowed (an empty tensor, nbytes 0), as in llama.cpp. */
 #ifndef LL_GGUF_H
 #define LL_GGUF_H
 
@@ -72,8 +76,11 @@ typedef struct ll_gguf_str {
     uint64_t len;
 } ll_gguf_str;
 
-/* One metadata key/value. Scalars and arrays of fixed-size elements point into the mapping; arrays of
- * strings also have an offset table so that element i is found in O(1). */
+/* One metadata key/value; everything points into the mapping. value is where the value's bytes start:
+ * a scalar's bytes; a STRING's u64 length prefix (the characters follow it); an ARRAY's first element
+ * (after the element type and count). value_bytes runs from value to the end of the value. Arrays of
+ * strings also have an offset table so that element i is found in O(1). Arrays of arrays are validated
+ * and skipped: value points at the first inner array's element type; no getter reads them. */
 typedef struct ll_gguf_kv {
     ll_gguf_str key;
     ll_gguf_vtype type;       /* value type */
@@ -81,7 +88,8 @@ typedef struct ll_gguf_kv {
     uint64_t arr_n;           /* element count when type == LL_GGUF_ARRAY */
     const uint8_t *value;     /* the scalar value, or the first array element (may be unaligned) */
     uint64_t value_bytes;     /* bytes the value occupies in the file */
-    uint64_t *str_off;        /* arrays of strings: [arr_n] offsets of each element from value; else NULL */
+    uint64_t *str_off;        /* arrays of strings: [arr_n] offset from value of each element's u64 length
+                                 prefix; else NULL (also for an empty array) */
 } ll_gguf_kv;
 
 /* One tensor info, validated: known type, dims within bounds, data inside the data section, aligned, and
@@ -89,25 +97,28 @@ typedef struct ll_gguf_kv {
 typedef struct ll_gguf_tensor {
     char *name;               /* NUL-terminated copy (names holding NUL bytes are refused) */
     int n_dims;               /* 1..LL_GGUF_MAX_DIMS */
-    int64_t ne[LL_GGUF_MAX_DIMS]; /* ggml order, ne[0] innermost; unused dims are 1 */
+    int64_t ne[LL_GGUF_MAX_DIMS]; /* ggml order, ne[0] innermost; each >= 0; unused dims are 1 */
     uint32_t type;            /* ggml type id (ll_gguf_ttype values and other known ggml types) */
     uint64_t offset;          /* relative to the data section */
     const uint8_t *data;      /* into the mapping */
-    size_t nbytes;
+    size_t nbytes;            /* numel / block elems x block bytes; the product of the ne (zeros counted
+                                 as 1) fits in int64 and its bytes in 2^63 */
 } ll_gguf_tensor;
 
+/* Made only by ll_gguf_open (the reader keeps private lookup tables behind it). */
 typedef struct ll_gguf {
     char *path;               /* as opened */
     const char *name;         /* base name (points into path) */
     uint8_t *map;             /* whole file, read-only mapping */
     size_t size;
     uint32_t version;         /* 2 or 3 */
-    uint64_t alignment;       /* general.alignment or 32 */
+    uint64_t alignment;       /* general.alignment (any integer type) or 32 */
     ll_gguf_kv *kv;           /* [n_kv] in file order */
     uint64_t n_kv;
     ll_gguf_tensor *tensors;  /* [n_tensors] in file order */
     uint64_t n_tensors;
-    size_t data_offset;       /* start of the data section in the file */
+    size_t data_offset;       /* start of the data section in the file (a multiple of alignment; for a file
+                                 without tensors that ends before the padding, the file size) */
     char header_sha256[65];   /* SHA-256 of the bytes before the data section (header, metadata, tensor infos) */
 } ll_gguf;
 
@@ -119,15 +130,18 @@ void ll_gguf_close(ll_gguf *g);
 
 /* Metadata lookup by exact key; NULL when absent. */
 const ll_gguf_kv *ll_gguf_find(const ll_gguf *g, const char *key);
-/* Typed getters. Each returns LL_OK and sets *found (0 when the key is absent, leaving *out unchanged);
- * a key present with an incompatible type is an LL_ERR_INPUT error naming the key, its type and what was
- * expected. Integers: any integer type whose value fits; floats: FLOAT32, FLOAT64 or an integer; bool:
- * BOOL; strings: STRING (the returned pointer is into the mapping, len bytes, not NUL-terminated). */
+/* Typed getters. Each returns LL_OK and sets *found (0 when the key is absent, leaving *out unchanged;
+ * found may be NULL); a key present with an incompatible type is an LL_ERR_INPUT error naming the key, its
+ * type and what was expected (*found 0, *out unchanged). Integers: any integer type whose value fits in
+ * int64 (a UINT64 above INT64_MAX is an error); floats: FLOAT32, FLOAT64 or an integer; bool: BOOL;
+ * strings: STRING (the returned pointer is into the mapping, len bytes, not NUL-terminated). */
 ll_status ll_gguf_get_int(const ll_gguf *g, const char *key, int64_t *out, int *found, ll_err *err);
 ll_status ll_gguf_get_float(const ll_gguf *g, const char *key, double *out, int *found, ll_err *err);
 ll_status ll_gguf_get_bool(const ll_gguf *g, const char *key, int *out, int *found, ll_err *err);
 ll_status ll_gguf_get_str(const ll_gguf *g, const char *key, ll_gguf_str *out, int *found, ll_err *err);
-/* Array elements (i < kv->arr_n; the element type must match the getter's family, else 0 / empty). */
+/* Array elements (i < kv->arr_n; the element type must match the getter's family, else 0 / empty, as for
+ * i out of range or kv not an array). arr_int: integer elements (a UINT64 above INT64_MAX saturates to
+ * INT64_MAX); arr_float: float or integer elements; arr_str: STRING elements. */
 int64_t ll_gguf_arr_int(const ll_gguf_kv *kv, uint64_t i);
 double ll_gguf_arr_float(const ll_gguf_kv *kv, uint64_t i);
 ll_gguf_str ll_gguf_arr_str(const ll_gguf_kv *kv, uint64_t i);
@@ -142,7 +156,9 @@ int64_t ll_gguf_tensor_numel(const ll_gguf_tensor *t);
 void ll_gguf_release(const ll_gguf *g, const ll_gguf_tensor *t);
 
 /* ggml type facts: name ("Q4_K"; NULL for an unknown id), elements per block and bytes per block (0 for
- * unknown ids). Known includes types that cannot be dequantized here (their extents are still checked). */
+ * unknown ids). Known: ids 0..41 except the removed 4, 5, 31..33 and 36..38 (the gguf Python package's
+ * GGML_QUANT_SIZES; tests/c/test_gguf.c checks against it), including types that cannot be dequantized
+ * here (their extents are still checked). */
 const char *ll_gguf_type_name(uint32_t type);
 int64_t ll_gguf_type_block_elems(uint32_t type);
 size_t ll_gguf_type_block_bytes(uint32_t type);
