@@ -180,6 +180,24 @@ def test_offsets_overlapping(ll, gpt2):
     expect_refusal(r, {3}, out, names=[ST], any_of=[state["names"]])
 
 
+def test_offsets_overlapping_around_an_empty_tensor(ll, gpt2):
+    """An empty tensor placed between two overlapping ones must not hide the overlap."""
+    d = ll.copy_model(gpt2)
+    state = {}
+
+    def edit(h):
+        names = [n for n in h if n != "__metadata__"]
+        a, b = names[0], names[1]
+        ab, ae = h[a]["data_offsets"]
+        bb, be = h[b]["data_offsets"]
+        h[b]["data_offsets"] = [ab + 8, ab + 8 + (be - bb)]
+        h["zz.empty"] = {"dtype": "F32", "shape": [0], "data_offsets": [ab + 4, ab + 4]}
+        state["names"] = (a, b)
+    _rewrite(d, header_override=edit)
+    r, out = run_lens(ll, d)
+    expect_refusal(r, {3}, out, names=[ST, "overlapping"], any_of=[state["names"]])
+
+
 def test_offsets_past_end(ll, gpt2):
     d = ll.copy_model(gpt2)
 
