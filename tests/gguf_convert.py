@@ -476,8 +476,8 @@ def _write_metadata(w, hp, sliding_window_key, name):
         u32("attention.sliding_window", hp.cfg["sliding_window"])
 
 
-_LLAMA3_SPLIT = ("(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|"
-                 "\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+")
+_LLAMA3_SPLIT = ("(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}"
+                 "| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+")
 
 
 def _bpe_pre_name(pre):
@@ -531,7 +531,7 @@ def _write_tokenizer(w, model_dir):
 
 
 def convert(model_dir, out_path, types="F32", permute_qk=None, sliding_window_key=True, tokenizer=False,
-            name=None, meta=None, drop=(), raw_tensors=None):
+            name=None, meta=None, drop=(), raw_tensors=None, alignment=None):
     """Writes the GGUF of a Hugging Face model directory. Returns {GGUF tensor name: type actually stored}.
 
     types: one type name for every 2-D tensor, or a dict {substring of the GGUF name: type name, '*':
@@ -542,7 +542,8 @@ def convert(model_dir, out_path, types="F32", permute_qk=None, sliding_window_ke
     For malformed-file tests: meta {key: None (removed) | (GGUFValueType name, value)} overrides metadata
     after it is built (general.architecture included); drop leaves tensors out; raw_tensors {GGUF name:
     (uint8 bytes [rows, bytes per row], GGMLQuantizationType)} stores those bytes in place of the tensor
-    ({"rope_freqs.weight": (float32 divisors, None)} replaces the llama3 divisors)."""
+    ({"rope_freqs.weight": (float32 divisors, None)} replaces the llama3 divisors). alignment: a
+    general.alignment other than the default 32."""
     if gguf is None:
         raise RuntimeError("the gguf package is not installed (pip install gguf==0.19.0)")
     with open(os.path.join(model_dir, "config.json"), encoding="utf-8") as f:
@@ -554,6 +555,8 @@ def convert(model_dir, out_path, types="F32", permute_qk=None, sliding_window_ke
     if permute_qk is None:
         permute_qk = GGUF_ARCH[hp.arch] == "llama"
     w = gguf.GGUFWriter(out_path, GGUF_ARCH[hp.arch])
+    if alignment is not None:
+        w.add_custom_alignment(alignment)  # general.alignment, and the writer pads to it
     _write_metadata(w, hp, sliding_window_key, name or os.path.basename(os.path.normpath(model_dir)))
     if tokenizer:
         _write_tokenizer(w, model_dir)

@@ -493,8 +493,9 @@ def test_sliding_window_key(ll, gguf_case, gguf_file):
 
 # ---- the tokenizer, written or left out ------------------------------------------------------------
 
-TOKENIZER_TEXTS = ["Hello world, the cat sat.", "  two  spaces\nand a newline, 12345 digits", "h\u00e9llo w\u00f6rld \u2603",
-                   "it's they're we'll", "<|endoftext|> special, <|begin_of_text|> too", ""]
+TOKENIZER_TEXTS = ["Hello world, the cat sat.", "  two  spaces\nand a newline, 12345 digits",
+                   "h\u00e9llo w\u00f6rld \u2603", "it's they're we'll",
+                   "<|endoftext|> special, <|begin_of_text|> too", ""]
 
 
 @pytest.mark.parametrize("style", ["gpt2", "llama3"])
@@ -537,10 +538,14 @@ def test_text_prompt_without_gguf_tokenizer_is_refused(ll, gguf_case):
 ERR_MODEL = dict(arch="llama", layers=2, d_model=64, heads=4, kv_heads=2, ffn=256, vocab=101, ctx=32, dtype="f32")
 LLAMA3_ERR_MODEL = dict(ERR_MODEL, rope_scaling="llama3", rope_theta=500000)
 ERR_TYPES = {"*": "F32", "attn_q": "Q8_0"}
+# extra metadata of the byte-level corruptions' base file: arrays to corrupt, a bool, two keys of one length
+ERR_META = {"test.array": ("ARRAY", [1, 2, 3]), "test.strs": ("ARRAY", ["ab", "cd", "ef"]),
+            "test.flag": ("BOOL", True), "test.dup1": ("STRING", "x"), "test.dup2": ("UINT32", 7)}
 _ERR_FILES = {}
 
 
 def _err_gguf(ll, model=ERR_MODEL, **opts):
+    opts.setdefault("meta", ERR_META)
     key = json.dumps([model, opts], sort_keys=True, default=str)
     if key not in _ERR_FILES:
         hf = ll.synth(**model)
@@ -549,6 +554,18 @@ def _err_gguf(ll, model=ERR_MODEL, **opts):
         gc.convert(hf, path, ERR_TYPES, **opts)
         _ERR_FILES[key] = path
     return _ERR_FILES[key]
+
+
+def _kv(L, key):
+    return next(k for k in L["kv"] if k["key"] == key)
+
+
+def _rename(b, at, new):
+    """Overwrites the string whose u64 length is at `at` with `new` (same length)."""
+    import struct
+    assert struct.unpack_from("<Q", b, at)[0] == len(new)
+    b[at + 8:at + 8 + len(new)] = new
+    return b
 
 
 def _patched(ll, base, edit, fname="bad.gguf"):
@@ -626,10 +643,31 @@ BAD = [
     ("huge-string-value", _byte_case(lambda b, L: _put(b, next(k for k in L["kv"] if k["key"] == "general.name")
                                                           ["value_at"], "<Q", 1 << 60)),
      ["general.name"], [("length", "string")]),
-    ("huge-array-count", _byte_case(lambda b, L: _put(b, next(k for k in L["kv"] if k["key"] == "test.array")
-                                                         ["value_at"] + 4, "<Q", 1 << 60),
-                                    meta={"test.array": ("ARRAY", [1, 2, 3])}),
+    ("huge-array-count", _byte_case(lambda b, L: _put(b, _kv(L, "test.array")["value_at"] + 4, "<Q", 1 << 60)),
      ["test.array"], [("array", "count", "elements")]),
+    ("huge-string-in-array", _byte_case(lambda b, L: _put(b, _kv(L, "test.strs")["value_at"] + 12, "<Q", 1 << 60)),
+     ["test.strs"], [("length", "string")]),
+    ("unknown-value-type", _byte_case(lambda b, L: _put(b, _kv(L, "general.name")["type_at"], "<I", 77)),
+     ["general.name", "77"], [("type",)]),
+    ("bool-value-2", _byte_case(lambda b, L: _put(b, _kv(L, "test.flag")["value_at"], "<B", 2)),
+     ["test.flag"], [("BOOL", "bool")]),
+    ("duplicate-key", _byte_case(lambda b, L: _rename(b, _kv(L, "test.dup2")["at"], b"test.dup1")),
+     ["test.dup1"], [("duplicate",)]),
+    ("duplicate-tensor-name", _byte_case(lambda b, L: _rename(b, _tensor(L, "blk.0.attn_k.weight")["at"],
+                                                              b"blk.0.attn_v.weight")),
+     ["blk.0.attn_v.weight"], [("duplicate",)]),
+    ("empty-tensor-name", _byte_case(lambda b, L: _put(b, _tensor(L, "blk.1.attn_norm.weight")["at"], "<Q", 0)),
+     [], [("empty", "name")]),
+    ("zero-dims", _byte_case(lambda b, L: _put(b, _tensor(L, "blk.0.attn_norm.weight")["n_dims_at"], "<I", 0)),
+     ["blk.0.attn_norm.weight"], [("dim", "n_dims")]),
+    ("nan-epsilon", _byte_case(lambda b, L: _put(b, _kv(L, "llama.attention.layer_norm_rms_epsilon")["value_at"],
+                                                 "<f", float("nan"))),
+     ["llama.attention.layer_norm_rms_epsilon"], [("nan",)]),
+    ("absurd-block-count", _byte_case(lambda b, L: _put(b, _kv(L, "llama.block_count")["value_at"], "<I",
+                                                        0xFFFFFFFF)),
+     ["llama.block_count", "4294967295"], []),
+    ("zero-heads", _byte_case(lambda b, L: _put(b, _kv(L, "llama.attention.head_count")["value_at"], "<I", 0)),
+     ["llama.attention.head_count"], []),
     ("five-dims", _byte_case(lambda b, L: _put(b, _tensor(L, "blk.0.attn_v.weight")["n_dims_at"], "<I", 5)),
      ["blk.0.attn_v.weight"], [("dim", "n_dims", "dimensions")]),
     ("huge-dimension", _byte_case(lambda b, L: _put(b, _tensor(L, "blk.1.ffn_up.weight")["ne_at"], "<Q", 1 << 62)),
@@ -687,6 +725,25 @@ def test_inspect_refuses_a_malformed_gguf(ll):
     path = BAD[[c[0] for c in BAD].index("unsupported-IQ2_XXS")][1](ll)
     r = ll.run(["inspect", "--model", path])
     expect_refusal(r, {3}, None, names=[os.path.basename(path), "IQ2_XXS", "blk.1.ffn_down.weight"])
+
+
+@pytest.mark.parametrize("variant", ["version-2", "alignment-64", "alignment-4096"])
+def test_container_variants_read_alike(ll, gguf_case, variant):
+    """A version 2 file (little-endian v2 and v3 share the layout) and files with general.alignment 64 and
+    4096 give the same bits as the plain version 3, 32-aligned file."""
+    c = gguf_case("mistral.Q8_0")
+    if variant == "version-2":
+        path = _patched(ll, c.path, lambda b, L: _put(b, 4, "<I", 2))
+    else:
+        align = int(variant.split("-")[1])
+        path = os.path.join(ll.tmpdir("gguf-" + variant), "model.gguf")
+        gc.convert(c.hf_dir, path, CASES["mistral.Q8_0"][1], alignment=align)
+        L = gc.layout(path)
+        assert L["alignment"] == align and all(t["offset"] % align == 0 for t in L["tensors"])
+    r = read_result(ll.lens(path, c.prompts, c.answers, STANDARD_ARGS))
+    for k in IDENTICAL:
+        assert np.array_equal(np.asarray(r[k]), np.asarray(c.res[k]), equal_nan=np.asarray(r[k]).dtype.kind == "f"), \
+            "%s: %s differs from the plain file's" % (variant, k)
 
 
 def test_missing_gguf_file_is_refused(ll):
