@@ -1,7 +1,9 @@
 /* cli_tokenize.c: `logitlens tokenize`: print the ids and pieces of a text, or tokenize / decode a
- * file of inputs one per line (used by the tests and the benchmark). */
+ * file of inputs one per line (used by the tests and the benchmark). The tokenizer is a directory's
+ * tokenizer.json or a GGUF file's metadata, chosen as `run --model` chooses (ll_model_locate). */
 #include "cli.h"
 #include "ll_common.h"
+#include "ll_model.h"
 #include "ll_tokenizer.h"
 
 #include <cjson/cJSON.h>
@@ -9,17 +11,20 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 static void usage(FILE *f) {
     fprintf(f,
-            "usage: logitlens tokenize DIR --text TEXT [--no-special]\n"
-            "       logitlens tokenize DIR --batch FILE [--hex] [--no-special] [--stats]\n"
-            "       logitlens tokenize DIR --decode FILE\n"
-            "       logitlens tokenize DIR --vocab\n"
+            "usage: logitlens tokenize MODEL --text TEXT [--no-special]\n"
+            "       logitlens tokenize MODEL --batch FILE [--hex] [--no-special] [--stats]\n"
+            "       logitlens tokenize MODEL --decode FILE\n"
+            "       logitlens tokenize MODEL --vocab\n"
             "       logitlens tokenize DIR --write-synth STYLE --vocab-size V [--seed S]\n"
             "\n"
-            "DIR holds tokenizer.json (and optionally tokenizer_config.json).\n"
+            "MODEL (positional or --model MODEL): a directory holding tokenizer.json (and optionally\n"
+            "tokenizer_config.json), a .gguf file, or a directory holding one .gguf (its tokenizer.ggml.*\n"
+            "metadata), chosen as run --model chooses.\n"
             "  --text TEXT    print the ids of TEXT, then one line per token: id and its display string\n"
             "  --no-special   do not add the BOS/EOS tokens of the post-processor\n"
             "  --batch FILE   one input per line, a JSON string (with --hex: the text's bytes in hex);\n"
@@ -245,6 +250,29 @@ static int cmd_vocab(ll_tokenizer *tk) {
     return 0;
 }
 
+/* The tokenizer of MODEL: GGUF metadata when ll_model_locate finds a GGUF, else DIR/tokenizer.json as
+ * before (so a missing directory still says which tokenizer.json it could not read). */
+static ll_status load_tokenizer(const char *model, ll_tokenizer **tk, ll_err *err) {
+    ll_model_format fmt;
+    char *path = NULL;
+    ll_err lerr;
+    ll_status st = ll_model_locate(model, &fmt, &path, &lerr);
+    free(path);
+    if (!st && fmt == LL_MODEL_GGUF) {
+        if ((st = ll_model_tokenizer_load(model, tk, err))) return st;
+        if (!*tk)
+            return ll_fail(err, LL_ERR_INPUT, "model %s: the GGUF metadata has no tokenizer (no tokenizer.ggml.model)",
+                           model);
+        return LL_OK;
+    }
+    struct stat sb;
+    if (st && stat(model, &sb) == 0 && !(S_ISDIR(sb.st_mode) && ll_tokenizer_exists(model))) {
+        *err = lerr; /* e.g. a directory holding two .gguf files, or a file that is not a .gguf */
+        return st;
+    }
+    return ll_tokenizer_load(model, tk, err);
+}
+
 int ll_cmd_tokenize(int argc, char **argv) {
     const char *dir = NULL, *text = NULL, *batch = NULL, *decode = NULL, *synth = NULL;
     long long synth_vocab = -1;
@@ -279,26 +307,33 @@ int ll_cmd_tokenize(int argc, char **argv) {
                 return 2;
             }
             synth = argv[++i];
-        } else if (!strcmp(a, "--text") || !strcmp(a, "--batch") || !strcmp(a, "--decode")) {
+        } else if (!strcmp(a, "--text") || !strcmp(a, "--batch") || !strcmp(a, "--decode") || !strcmp(a, "--model")) {
             if (i + 1 >= argc) {
                 fprintf(stderr, "logitlens tokenize: %s needs a value\n", a);
                 return 2;
             }
-            const char **dst = !strcmp(a, "--text") ? &text : !strcmp(a, "--batch") ? &batch : &decode;
+            if (!strcmp(a, "--model") && dir) {
+                fprintf(stderr, "logitlens tokenize: the model is given twice ('%s' and '%s')\n", dir, argv[i + 1]);
+                return 2;
+            }
+            const char **dst = !strcmp(a, "--text")    ? &text
+                               : !strcmp(a, "--batch") ? &batch
+                               : !strcmp(a, "--model") ? &dir
+                                                       : &decode;
             *dst = argv[++i];
         } else if (a[0] == '-' && a[1]) {
             fprintf(stderr, "logitlens tokenize: unknown option '%s' (see logitlens tokenize --help)\n", a);
             return 2;
         } else if (!dir) dir = a;
         else {
-            fprintf(stderr, "logitlens tokenize: unexpected argument '%s' (one model directory expected)\n", a);
+            fprintf(stderr, "logitlens tokenize: unexpected argument '%s' (one model expected)\n", a);
             return 2;
         }
     }
     int modes = (text != NULL) + (batch != NULL) + (decode != NULL) + vocab + (synth != NULL);
     if (!dir || modes != 1) {
-        fprintf(stderr, "logitlens tokenize: expected DIR and exactly one of --text, --batch, --decode, --vocab, "
-                        "--write-synth (see logitlens tokenize --help)\n");
+        fprintf(stderr, "logitlens tokenize: expected DIR (or --model PATH) and exactly one of --text, --batch, "
+                        "--decode, --vocab, --write-synth (see logitlens tokenize --help)\n");
         return 2;
     }
     if (synth) {
@@ -316,7 +351,7 @@ int ll_cmd_tokenize(int argc, char **argv) {
     }
     ll_tokenizer *tk;
     ll_err err;
-    ll_status st = ll_tokenizer_load(dir, &tk, &err);
+    ll_status st = load_tokenizer(dir, &tk, &err);
     if (st) {
         fprintf(stderr, "logitlens tokenize: %s\n", err.msg);
         return ll_status_exit_code(st);

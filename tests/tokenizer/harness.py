@@ -16,14 +16,19 @@ def run(args, **kw):
     return subprocess.run([binary(), "tokenize"] + list(args), capture_output=True, **kw)
 
 
+def _model_args(directory):
+    """A .gguf is given with --model (the spelling the docs show for GGUF files); a directory positionally."""
+    return ["--model", directory] if str(directory).endswith(".gguf") else [directory]
+
+
 def encode(directory, inputs, add_special=True):
-    """Our ids for each input (bytes), through --batch --hex."""
+    """Our ids for each input (bytes), through --batch --hex; directory: a tokenizer.json directory or a .gguf."""
     with tempfile.NamedTemporaryFile("w", suffix=".hex", delete=False) as f:
         for b in inputs:
             f.write(b.hex() + "\n")
         path = f.name
     try:
-        args = [directory, "--batch", path, "--hex"] + ([] if add_special else ["--no-special"])
+        args = _model_args(directory) + ["--batch", path, "--hex"] + ([] if add_special else ["--no-special"])
         p = run(args)
         if p.returncode != 0:
             raise AssertionError("logitlens tokenize failed (%d): %s" % (p.returncode, p.stderr.decode(errors="replace")))
@@ -41,7 +46,7 @@ def decode(directory, id_lists):
             f.write(json.dumps(list(ids)) + "\n")
         path = f.name
     try:
-        p = run([directory, "--decode", path])
+        p = run(_model_args(directory) + ["--decode", path])
         if p.returncode != 0:
             raise AssertionError("logitlens tokenize --decode failed: %s" % p.stderr.decode(errors="replace"))
         lines = p.stdout.decode().split("\n")
