@@ -150,7 +150,7 @@ def _tables(hf_arch):
     raise ValueError("architecture %r has no GGUF mapping here" % hf_arch)
 
 
-def _name_map(hf_arch, n_layers, permuted=None):
+def name_map(hf_arch, n_layers, permuted=None):
     """[(hf name, gguf name, kind)] for every tensor the architecture may have. The q/k kinds perm_q and
     perm_k are kept for the llama architecture (or for any when permuted=True)."""
     prefix, layer, glob = _tables(hf_arch)
@@ -567,7 +567,7 @@ def convert(model_dir, out_path, types="F32", permute_qk=None, sliding_window_ke
     raw_tensors = raw_tensors or {}
     stored = {}
     used = set()
-    for hname, gname, kind in _name_map(hp.arch, hp.n_layers, permuted=True):
+    for hname, gname, kind in name_map(hp.arch, hp.n_layers, permuted=True):
         if hname not in weights:
             continue
         used.add(hname)
@@ -613,10 +613,7 @@ def convert(model_dir, out_path, types="F32", permute_qk=None, sliding_window_ke
 
 def _field(reader, key, default=None):
     f = reader.fields.get(key)
-    if f is None:
-        return default
-    v = f.contents()
-    return v
+    return default if f is None else f.contents()
 
 
 def read_tensors(path):
@@ -682,7 +679,7 @@ def dequantized_hf_dir(gguf_path, out_dir, config=None, quantized_as="F32"):
     cfg = dict(config) if config is not None else config_from_gguf(reader)
     cfg["torch_dtype"] = "float32"
     hp = Hparams(cfg)
-    back = {g: (h, kind) for h, g, kind in _name_map(hp.arch, hp.n_layers)}
+    back = {g: (h, kind) for h, g, kind in name_map(hp.arch, hp.n_layers)}
     arrays = {}
     for gname, (a, _) in tensors.items():
         if gname == "rope_freqs.weight":
