@@ -8,7 +8,8 @@
 .PHONY: test-device-check
 
 DEVICE_CHECK_SUITES := tests/test_model_reference.py tests/test_lens_reference.py tests/test_prompts_input.py \
-                       tests/test_lens_memory.py tests/test_interrupt.py tests/test_run_backend_flags.py
+                       tests/test_lens_memory.py tests/test_interrupt.py tests/test_run_backend_flags.py \
+                       tests/test_gguf_models.py
 
 EXTRA_TESTS += test-device-check
 

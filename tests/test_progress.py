@@ -40,10 +40,11 @@ def test_summary_line_with_load_and_run_times(ll, tmp_path):
     assert p.returncode == 0, p.stderr
     last = p.stderr.splitlines()[-1]
     m = re.fullmatch(r"logitlens: wrote (\S+): 3 prompts, 12 tokens, (\d+) points; weights ([0-9.]+) s, "
-                     r"forward \+ lens ([0-9.]+) s \((\d+) tokens per second\)", last)
+                     r"forward \+ lens ([0-9.]+) s \((\d+) tokens per second\); peak host memory (\d+) MiB", last)
     assert m, last
     assert m.group(1) == str(out) and int(m.group(2)) == 3  # embed + post.0 + post.1
     run_s, rate = float(m.group(4)), int(m.group(5))
+    assert 1 <= int(m.group(6)) < 4096, last
     assert run_s > 0, last
     lo, hi = 12 / (run_s + 0.005), 12 / max(run_s - 0.005, 1e-9)  # run_s is printed to 0.01 s
     assert lo - 1 <= rate <= hi + 1, last

@@ -13,7 +13,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 for f in "$here"/deps/debian-*.txt; do [ -f "$f" ] && while read -r p _; do [ -n "$p" ] && [ "${p#\#}" = "$p" ] && DEB_PKGS+=("$p"); done < "$f"; done
 PY_MODS=()
 for p in "${PY_PKGS[@]}"; do PY_MODS+=("$p:$p"); done
-for f in "$here"/deps/pip-*.txt; do [ -f "$f" ] && while read -r m p; do [ -n "$m" ] && [ "${m#\#}" = "$m" ] && PY_MODS+=("$m:${p:-$m}"); done < "$f"; done
+for f in "$here"/deps/pip-*.txt; do case "$f" in */pip-data-*) continue ;; esac; [ -f "$f" ] && while read -r m p; do [ -n "$m" ] && [ "${m#\#}" = "$m" ] && PY_MODS+=("$m:${p:-$m}"); done < "$f"; done
 
 missing_debs=()
 for p in "${DEB_PKGS[@]}"; do

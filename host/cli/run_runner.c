@@ -312,6 +312,19 @@ static ll_status run_batches(run_ctx *r, ll_err *err) {
     return rc;
 }
 
+/* This process's peak resident memory in KiB (VmHWM: the high-water mark of its own address space since
+ * exec, unlike getrusage's maxrss, which can inherit the launching process's peak); -1 when unknown. */
+static long peak_rss_kib(void) {
+    FILE *f = fopen("/proc/self/status", "r");
+    if (!f) return -1;
+    char line[256];
+    long kib = -1;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "VmHWM: %ld kB", &kib) == 1) break;
+    fclose(f);
+    return kib;
+}
+
 ll_status ll_run_execute(ll_run_opts *o, ll_err *err) {
     run_ctx r = {.o = o};
     ll_comm_single(&r.comm);
@@ -330,10 +343,13 @@ ll_status ll_run_execute(ll_run_opts *o, ll_err *err) {
     if (rc) goto done;
     if (!o->quiet) {
         const double run_s = ll_now() - r.t_run;
+        char peak[48] = "";
+        long kib = peak_rss_kib();
+        if (kib >= 0) snprintf(peak, sizeof peak, "; peak host memory %ld MiB", (kib + 1023) / 1024);
         fprintf(stderr, "logitlens: wrote %s: %d prompts, %lld tokens, %d points; weights %.2f s, forward + lens %.2f s "
-                        "(%.0f tokens per second)\n",
+                        "(%.0f tokens per second)%s\n",
                 o->out, o->prompts.n, (long long)r.total_tokens, r.pts.n, r.t_run - r.t_load, run_s,
-                run_s > 0 ? (double)r.total_tokens / run_s : 0.0);
+                run_s > 0 ? (double)r.total_tokens / run_s : 0.0, peak);
     }
 done:
     run_free(&r);

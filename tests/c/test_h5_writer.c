@@ -100,6 +100,9 @@ static void fill_meta(ll_h5_meta *m, const char *path, gen_opts o, char disp[V][
     m->vocab_size = V;
     m->topk = K;
     m->config_sha256 = "0123abcd";
+    m->source_format = "safetensors";
+    m->storage_types = "BF16 x26";
+    m->tokenizer = "tokenizer.json";
     m->n_st_files = 2;
     m->st_files = st_files;
     m->st_header_sha256 = st_sha;
