@@ -50,7 +50,7 @@ static void unpermute_rows(const float *src, float *dst, int heads, int R, int64
 }
 
 /* A GGUF tensor that needs work on the host (dequantization and/or row order) as a buffer of `want`
- * (F32 or F16): *out is malloc'ed. */
+ * (F32, F16, or BF16 for a BF16 tensor): *out is malloc'ed. */
 static ll_status gguf_host_copy(const ll_model_tensor *t, const ll_tensor_spec *sp, ll_dtype want, void **out,
                                 ll_err *err) {
     *out = NULL;
@@ -76,6 +76,12 @@ static ll_status gguf_host_copy(const ll_model_tensor *t, const ll_tensor_spec *
     if (!h) {
         free(f);
         return ll_fail(err, LL_ERR_NOMEM, "tensor '%s': cannot allocate %zu bytes to convert it", sp->name, n * 2);
+    }
+    if (want == LL_DTYPE_BF16) { /* a BF16 tensor whose rows were reordered: back to its own bits, exactly */
+        for (size_t i = 0; i < n; i++) h[i] = ll_f32_to_bf16(f[i]);
+        free(f);
+        *out = h;
+        return LL_OK;
     }
     for (size_t i = 0; i < n; i++) {
         if (!(f[i] >= -65504.0f && f[i] <= 65504.0f)) {
@@ -111,8 +117,9 @@ ll_status ll_weights_upload(ll_backend *be, const ll_model_files *m, ll_weights 
         void *host = NULL;
         ll_status rc = LL_OK;
         if (t->quantized || t->unpermute_heads) {
-            /* the CPU computes in F32 whatever it is given; other backends keep 16 bits */
-            src_dtype = cpu || t->dtype == LL_DTYPE_F32 || t->dtype == LL_DTYPE_BF16 ? LL_DTYPE_F32 : LL_DTYPE_F16;
+            /* the CPU computes in F32 whatever it is given; other backends keep the stored dtype (quantized
+             * tensors: F16), as the memory plan assumes */
+            src_dtype = cpu ? LL_DTYPE_F32 : t->dtype;
             rc = gguf_host_copy(t, sp, src_dtype, &host, err);
             src = host;
         }

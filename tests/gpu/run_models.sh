@@ -16,7 +16,8 @@
 # room for a few layers of amplification); f16: CUDA rounds every matmul's activations to f16
 # (2^-11); bf16: to bf16 (2^-8), so logits move by ~1e-2 after a few layers; f32 with --tf32 on CUDA:
 # products of 10-bit mantissas, the f16 bounds.
-# GGUF models (names ending in -gguf-TYPE): the synthesized model converted by tests/gguf_convert.py with
+# GGUF models (names ending in -gguf-TYPE; BF16 is compared at the bf16 bounds, its q/k rows reordered on the
+# host and uploaded as bf16): the synthesized model converted by tests/gguf_convert.py with
 # every matrix in TYPE; the CUDA backend receives the dequantized tensors as f16 (docs/gguf.md) and rounds
 # the activations to f16 as well: two f16 roundings per product, so the f16 bounds with twice the rank
 # slack ("f16w"). Skipped, with a line, when the gguf Python package is missing.
@@ -45,6 +46,7 @@ models=(
   "mistral-window-bf16|--arch mistral --layers 2 --d-model 64 --heads 4 --kv-heads 2 --sliding-window 9 --vocab 900 --dtype bf16"
   "llama-gqa-gguf-Q4_K|--arch llama --layers 2 --d-model 256 --heads 4 --kv-heads 2 --ffn 512 --vocab 700 --dtype f32"
   "gpt2-gguf-Q8_0|--arch gpt2 --layers 2 --d-model 96 --heads 4 --vocab 800 --dtype f32"
+  "llama-gguf-BF16|--arch llama --layers 2 --d-model 64 --heads 4 --kv-heads 2 --vocab 600 --dtype f32"
 )
 here=$(cd "$(dirname "$0")" && pwd)
 
@@ -93,6 +95,7 @@ PYEOF
   dtype=$(sed -E 's/.*--dtype ([a-z0-9]+).*/\1/' <<<"$flags")
   [[ "$cuda_extra" == *--tf32* ]] && dtype=tf32
   [[ "$name" == *-gguf-* ]] && dtype=f16w
+  [[ "$name" == *-gguf-BF16 ]] && dtype=bf16
   if ! "$PY" - "$work/$name.cpu.h5" "$work/$name.cuda.h5" "$dtype" "$name" <<'PYEOF'
 import sys
 import h5py, numpy as np
