@@ -21,7 +21,7 @@ FUZZ_TOK_TARGETS  := fuzz_tokenizer_load fuzz_tokenizer_encode fuzz_tokenizer_gg
 
 EXTRA_TESTS += fuzz-tokenizer
 
-$(FUZZ_BUILD)/%: tests/fuzz/%.c $(FUZZ_TOK_SRCS) $(wildcard host/tokenizer/*.h) include/ll_tokenizer.h include/ll_gguf.h
+$(FUZZ_BUILD)/%: tests/fuzz/%.c $(FUZZ_TOK_SRCS) $(wildcard host/tokenizer/*.h) include/ll_tokenizer.h include/ll_gguf.h $(wildcard tests/fuzz/*.h)
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $< $(FUZZ_TOK_SRCS) $(FUZZ_LIBS)
 

@@ -2,6 +2,7 @@
  * fail with a status and a message or give a tokenizer that encodes, decodes and displays a few
  * fixed texts without crashing, leaking or producing ids outside the vocabulary.
  * Build and run: make fuzz-tokenizer (short) or make fuzz-tokenizer-long (docs/tokenizer.md). */
+#include "fuzz_tokenizer_exercise.h"
 #include "ll_tokenizer.h"
 
 #include <stdio.h>
@@ -19,19 +20,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         if (!err.msg[0] || strchr(err.msg, '\n')) abort(); /* errors are one non-empty line */
         return 0;
     }
-    int64_t v = ll_tokenizer_vocab_size(tk);
-    for (size_t t = 0; t < sizeof TEXTS / sizeof TEXTS[0]; t++) {
-        int32_t *ids;
-        size_t n;
-        if (ll_tokenizer_encode(tk, TEXTS[t], strlen(TEXTS[t]), (int)(t & 1), &ids, &n, &err) != LL_OK) continue;
-        for (size_t i = 0; i < n; i++)
-            if (ids[i] < 0 || ids[i] >= v) abort();
-        char *text;
-        if (ll_tokenizer_decode(tk, ids, n, &text, &err) == LL_OK) free(text);
-        char buf[64];
-        for (size_t i = 0; i < n; i++) ll_tokenizer_token_display(tk, ids[i], buf, sizeof buf);
-        free(ids);
-    }
-    ll_tokenizer_free(tk);
+    fuzz_tokenizer_exercise(tk, TEXTS, sizeof TEXTS / sizeof TEXTS[0]);
     return 0;
 }
