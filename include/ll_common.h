@@ -60,6 +60,10 @@ const char *ll_dtype_name(ll_dtype t); /* "F32", "F16", "BF16" (safetensors spel
  * config.json, index files). Errors name the path. */
 ll_status ll_read_small_file(const char *path, size_t limit, char **text, size_t *len, ll_err *err);
 
+/* Tells the OS that the whole pages inside [data, data + n) of a read-only file mapping are no longer
+ * needed (madvise MADV_DONTNEED): after a backend copied a tensor, its file pages leave memory. */
+void ll_release_pages(const void *data, size_t n);
+
 /* Checked allocation helpers: return NULL on overflow or exhaustion. */
 void *ll_malloc_array(size_t count, size_t elem);
 void *ll_calloc_array(size_t count, size_t elem);

@@ -163,6 +163,9 @@ typedef struct ll_model_files {
  * presence, type and exact shape of every tensor the architecture needs before anything is computed. */
 ll_status ll_model_files_open(const char *model, ll_model_files **out, ll_err *err);
 void ll_model_files_close(ll_model_files *m);
+/* The tokenizer of an opened model, as ll_model_tokenizer_load finds it, from the files m already holds
+ * (a GGUF is not read again). *out = NULL with LL_OK when the model has none. */
+ll_status ll_model_files_tokenizer(const ll_model_files *m, struct ll_tokenizer **out, ll_err *err);
 /* Format-specific halves of ll_model_files_open (model_files_st.c, model_files_gguf.c): fill cfg, specs,
  * bound, files and config_sha256 of m. */
 ll_status ll_model_files_open_st(ll_model_files *m, const char *dir, ll_err *err);

@@ -103,7 +103,7 @@ int ll_cmd_inspect(int argc, char **argv) {
     }
     ll_tokenizer *tk = NULL;
     ll_err terr = {{0}};
-    if (ll_model_tokenizer_load(dir, &tk, &terr))
+    if (ll_model_files_tokenizer(m, &tk, &terr))
         printf("tokenizer     unusable: %s (token-id prompts still run)\n", terr.msg);
     else if (!tk)
         printf("tokenizer     none (token ids only)\n");

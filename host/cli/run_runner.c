@@ -92,7 +92,7 @@ static ll_status run_prepare(run_ctx *r, ll_err *err) {
      * token-id prompts (without token strings in the output); text prompts then stop here. */
     ll_err terr = {{0}};
     char no_tok[LL_ERR_MSG_MAX + 64];
-    ll_status trc = ll_model_tokenizer_load(o->model, &r->tk, &terr);
+    ll_status trc = ll_model_files_tokenizer(r->mf, &r->tk, &terr);
     if (trc == LL_ERR_NOMEM) return ll_fail(err, trc, "%s", terr.msg);
     if (trc) {
         snprintf(r->tokenizer_error, sizeof r->tokenizer_error, "%s", terr.msg);

@@ -18,6 +18,11 @@ void ll_prompts_free(ll_prompt_set *s) {
     memset(s, 0, sizeof *s);
 }
 
+/* The name messages give the next prompt added to s: its index (as in the result file) and its source. */
+static void next_origin(const ll_prompt_set *s, const char *source, char *buf, size_t cap) {
+    snprintf(buf, cap, "prompt %d (%s)", s->n, source);
+}
+
 static ll_prompt *new_prompt(ll_prompt_set *s, const char *source, ll_err *err) {
     if (s->n == s->cap) {
         int cap = s->cap ? 2 * s->cap : 16;
@@ -29,15 +34,20 @@ static ll_prompt *new_prompt(ll_prompt_set *s, const char *source, ll_err *err) 
         s->v = v;
         s->cap = cap;
     }
-    ll_prompt *p = &s->v[s->n++];
+    ll_prompt *p = &s->v[s->n];
     memset(p, 0, sizeof *p);
     p->target_id = -1;
-    snprintf(p->origin, sizeof p->origin, "prompt %d (%s)", s->n - 1, source);
+    next_origin(s, source, p->origin, sizeof p->origin);
+    s->n++;
     return p;
 }
 
 ll_status ll_prompts_add_text(ll_prompt_set *s, const char *text, const char *source, ll_err *err) {
-    if (!text[0]) return ll_fail(err, LL_ERR_INPUT, "prompt %d (%s): empty prompt", s->n, source);
+    if (!text[0]) {
+        char origin[300];
+        next_origin(s, source, origin, sizeof origin);
+        return ll_fail(err, LL_ERR_INPUT, "%s: empty prompt", origin);
+    }
     ll_prompt *p = new_prompt(s, source, err);
     if (!p) return LL_ERR_NOMEM;
     if (!(p->text = strdup(text))) return ll_fail(err, LL_ERR_NOMEM, "out of memory");
@@ -90,7 +100,7 @@ static int json_has_nul_escape(const char *t, size_t len) {
 
 static ll_status jsonl_line(ll_prompt_set *s, const char *line, size_t len, const char *source, ll_err *err) {
     char origin[300];
-    snprintf(origin, sizeof origin, "prompt %d (%s)", s->n, source);
+    next_origin(s, source, origin, sizeof origin);
     if (json_has_nul_escape(line, len))
         return ll_fail(err, LL_ERR_INPUT,
                        "%s: a string holds \\u0000 (a NUL character), which a prompt or target cannot contain", origin);

@@ -799,10 +799,6 @@ int64_t ll_gguf_tensor_numel(const ll_gguf_tensor *t) {
 }
 
 void ll_gguf_release(const ll_gguf *g, const ll_gguf_tensor *t) {
-    long page = sysconf(_SC_PAGESIZE);
-    uintptr_t base = (uintptr_t)g->map;
-    uintptr_t lo = (uintptr_t)t->data, hi = lo + t->nbytes;
-    lo = (lo + (uintptr_t)page - 1) & ~((uintptr_t)page - 1); /* whole pages inside the tensor only */
-    hi &= ~((uintptr_t)page - 1);
-    if (t->nbytes && hi > lo && lo >= base) madvise((void *)lo, hi - lo, MADV_DONTNEED);
+    (void)g;
+    ll_release_pages(t->data, t->nbytes);
 }

@@ -65,20 +65,29 @@ ll_status ll_model_locate(const char *model, ll_model_format *fmt, char **path, 
     return *path ? LL_OK : ll_fail(err, LL_ERR_NOMEM, "out of memory");
 }
 
+/* The tokenizer of a model at `path` in format fmt; g: the GGUF already open, or NULL to open it here. */
+static ll_status tokenizer_of(ll_model_format fmt, const char *path, const ll_gguf *g, ll_tokenizer **out,
+                              ll_err *err) {
+    if (fmt == LL_MODEL_SAFETENSORS) return ll_tokenizer_exists(path) ? ll_tokenizer_load(path, out, err) : LL_OK;
+    if (g) return ll_tokenizer_from_gguf(g, out, err);
+    ll_gguf *own = NULL;
+    ll_status rc = ll_gguf_open(path, &own, err);
+    if (!rc) rc = ll_tokenizer_from_gguf(own, out, err);
+    ll_gguf_close(own);
+    return rc;
+}
+
 ll_status ll_model_tokenizer_load(const char *model, ll_tokenizer **out, ll_err *err) {
     *out = NULL;
     ll_model_format fmt;
     char *path = NULL;
     ll_status rc = ll_model_locate(model, &fmt, &path, err);
-    if (rc) return rc;
-    if (fmt == LL_MODEL_SAFETENSORS) {
-        if (ll_tokenizer_exists(path)) rc = ll_tokenizer_load(path, out, err);
-    } else {
-        ll_gguf *g = NULL;
-        rc = ll_gguf_open(path, &g, err);
-        if (!rc) rc = ll_tokenizer_from_gguf(g, out, err);
-        ll_gguf_close(g);
-    }
+    if (!rc) rc = tokenizer_of(fmt, path, NULL, out, err);
     free(path);
     return rc;
+}
+
+ll_status ll_model_files_tokenizer(const ll_model_files *m, ll_tokenizer **out, ll_err *err) {
+    *out = NULL;
+    return tokenizer_of(m->format, m->dir, m->gguf, out, err);
 }

@@ -62,13 +62,8 @@ void ll_st_close(ll_st_set *s) {
 }
 
 void ll_st_release(const ll_st_set *s, const ll_st_tensor *t) {
-    long page = sysconf(_SC_PAGESIZE);
-    const ll_st_file *f = &s->files[t->file];
-    uintptr_t base = (uintptr_t)f->map;
-    uintptr_t lo = (uintptr_t)t->data, hi = lo + t->nbytes;
-    lo = (lo + (uintptr_t)page - 1) & ~((uintptr_t)page - 1); /* whole pages inside the tensor only */
-    hi &= ~((uintptr_t)page - 1);
-    if (hi > lo && lo >= base) madvise((void *)lo, hi - lo, MADV_DONTNEED);
+    (void)s;
+    ll_release_pages(t->data, t->nbytes);
 }
 
 /* Maps one file and appends its tensors to s. */

@@ -13,8 +13,6 @@
 
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <unistd.h>
 
 void ll_weights_free(ll_backend *be, ll_weights *w) {
     if (!w) return;
@@ -27,15 +25,6 @@ void ll_weights_free(ll_backend *be, ll_weights *w) {
         free(w->l);
     }
     memset(w, 0, sizeof *w);
-}
-
-/* Tells the OS the whole pages inside [data, data + n) are no longer needed. */
-static void release_pages(const void *data, size_t n) {
-    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
-    uintptr_t lo = (uintptr_t)data, hi = lo + n;
-    lo = (lo + page - 1) & ~(page - 1);
-    hi &= ~(page - 1);
-    if (hi > lo) madvise((void *)lo, hi - lo, MADV_DONTNEED);
 }
 
 /* Rows of a [heads * R, cols] matrix (cols = 1 for a bias) from interleaved to half-split order. */
@@ -133,7 +122,7 @@ ll_status ll_weights_upload(ll_backend *be, const ll_model_files *m, ll_weights 
             return rc;
         }
         w->bytes += (size_t)(rows * cols) * ll_dtype_size(dst->dtype);
-        release_pages(t->data, t->nbytes);
+        ll_release_pages(t->data, t->nbytes);
     }
     w->unembed = w->g[LL_GW_UNEMBED].data ? &w->g[LL_GW_UNEMBED] : &w->g[LL_GW_TOK_EMBED];
     return LL_OK;

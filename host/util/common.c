@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 ll_status ll_fail(ll_err *err, ll_status status, const char *fmt, ...) {
     if (err) {
@@ -116,4 +118,12 @@ ll_status ll_read_small_file(const char *path, size_t limit, char **text, size_t
     *text = buf;
     *len = (size_t)n;
     return LL_OK;
+}
+
+void ll_release_pages(const void *data, size_t n) {
+    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    uintptr_t lo = (uintptr_t)data, hi = lo + n;
+    lo = (lo + page - 1) & ~(page - 1); /* whole pages inside the range only */
+    hi &= ~(page - 1);
+    if (n && hi > lo) madvise((void *)lo, hi - lo, MADV_DONTNEED);
 }
