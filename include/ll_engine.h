@@ -58,18 +58,31 @@ typedef struct ll_engine_opts {
 
 typedef struct ll_engine ll_engine;
 
-/* Memory (bytes of backend memory) the activations and lens buffers take for batches of up to max_T
- * tokens; weights not included. */
-size_t ll_engine_activation_bytes(const ll_config *c, const ll_points *p, const ll_engine_opts *o, int64_t max_T);
+struct ll_shard;
+/* How an engine is split over ranks: NULL (or all NULL) for one rank. shard: what this rank holds
+ * (include/ll_shard.h); tp: the rank's tensor-parallel group (shard->tp ranks); world: every rank. */
+typedef struct ll_engine_par {
+    const struct ll_shard *shard;
+    ll_comm *tp;
+    ll_comm *world;
+} ll_engine_par;
 
-ll_status ll_engine_init(ll_backend *be, const ll_config *c, const ll_weights *w, ll_comm *comm,
+/* Memory (bytes of backend memory) the activations and lens buffers take on one rank for batches of up to
+ * max_T tokens; weights not included. c: the rank's local config (ll_shard_local_config), n_points: the
+ * points its stage captures, tp: tensor-parallel ranks (their exchange buffers), pp: pipeline stages. */
+size_t ll_engine_activation_bytes(const ll_config *c, int n_points, const ll_engine_opts *o, int64_t max_T, int tp,
+                                  int pp);
+
+/* c: the model's config; w: this rank's weights (ll_weights_upload with par->shard). */
+ll_status ll_engine_init(ll_backend *be, const ll_config *c, const ll_weights *w, const ll_engine_par *par,
                          const ll_points *p, const ll_engine_opts *o, int64_t max_T, ll_engine **out, ll_err *err);
 void ll_engine_free(ll_engine *e);
 
 /* Runs the forward pass of one batch, capturing the points (forward.c). */
 ll_status ll_engine_forward(ll_engine *e, const ll_batch *b, ll_err *err);
 /* Runs the lens over the captured points of the batch just forwarded and fills out (lens.c). probs_rows:
- * batch-local token indices whose full rows are saved (n_probs_rows of them). */
+ * batch-local token indices whose full rows are saved (n_probs_rows of them). With several ranks every
+ * rank calls it; out is filled on world rank 0 only (NULL elsewhere is allowed). */
 ll_status ll_engine_lens(ll_engine *e, const ll_batch *b, const int64_t *probs_rows, int64_t n_probs_rows,
                          ll_lens_out *out, ll_err *err);
 
@@ -77,5 +90,15 @@ ll_status ll_engine_lens(ll_engine *e, const ll_batch *b, const int64_t *probs_r
 ll_status ll_lens_out_alloc(ll_lens_out *o, int64_t T, int P, int k, int64_t d, int save_hidden, int64_t n_probs_rows,
                             int64_t nv, ll_err *err);
 void ll_lens_out_free(ll_lens_out *o);
+
+/* The merge of a lens row's states over vocabulary slices (tensor parallelism), host arrays. packed:
+ * [parts, R, LL_LENS_PACK_WORDS(k)] 32-bit words per slice and row: lse, entropy, rank (int32), top-k ids
+ * (int32) [k], top-k probabilities [k], each over the slice alone. Out: per row the LSE over the union,
+ * entropy H = sum_i pi_i H_i - sum_i pi_i log pi_i (pi_i = exp(lse_i - LSE)), rank = sum of ranks (-1
+ * without a target), and the k best of the slices' candidates with probabilities p_i pi_i (descending,
+ * ties to the smaller id). pi: [parts, R] the slices' weights, or NULL. */
+#define LL_LENS_PACK_WORDS(k) (3 + 2 * (int64_t)(k))
+void ll_lens_merge(int parts, int64_t R, int k, const uint32_t *packed, float *lse, float *ent, int32_t *rank,
+                   int32_t *ids, float *probs, float *pi);
 
 #endif

@@ -45,6 +45,9 @@ typedef struct ll_h5_meta {
     const char *const *vocab_display;   /* [n_vocab] UTF-8 display strings */
     const uint8_t *const *vocab_bytes;  /* [n_vocab] raw bytes of each token */
     const size_t *vocab_bytes_len;      /* [n_vocab] */
+    int tp, pp;                         /* tensor-parallel ranks x pipeline stages (0: one process) */
+    int world_size;                     /* ranks of the run */
+    const char *const *rank_devices;    /* [world_size] "cuda:0 on node12", "cpu on node3", or NULL */
 } ll_h5_meta;
 
 /* One batch of whole prompts. All arrays are host memory, token-major. */

@@ -13,9 +13,10 @@ typedef struct ll_memplan {
     size_t total;
 } ll_memplan;
 
-/* backend: "cpu" or "cuda". */
-void ll_memplan_compute(const ll_model_files *m, const char *backend, const ll_points *p, const ll_engine_opts *o,
-                        int64_t max_T, ll_memplan *out);
+struct ll_shard;
+/* backend: "cpu" or "cuda"; shard: the rank's part of the model (NULL = all of it, one process). */
+void ll_memplan_compute(const ll_model_files *m, const char *backend, const struct ll_shard *shard,
+                        const ll_points *p, const ll_engine_opts *o, int64_t max_T, ll_memplan *out);
 
 /* Formats bytes as "1.23 GiB". */
 void ll_memplan_human(double bytes, char *buf, size_t cap);

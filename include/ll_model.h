@@ -187,7 +187,9 @@ ll_status ll_gguf_tensor_specs(const ll_config *c, ll_tensor_spec **out, int *n,
 typedef struct ll_weights {
     ll_wt g[LL_GW_COUNT];
     ll_wt *l;               /* [n_layers * LL_LW_COUNT] */
-    const ll_wt *unembed;   /* g[LL_GW_UNEMBED] or, tied, g[LL_GW_TOK_EMBED] */
+    const ll_wt *unembed;   /* g[LL_GW_UNEMBED] or, tied, g[LL_GW_TOK_EMBED] (or unembed_view): the rows of
+                               the vocabulary this rank's lens covers */
+    ll_wt unembed_view;     /* tied and vocabulary-parallel: the token embedding's rows [v0, v0 + n_v) */
     size_t bytes;           /* backend memory held */
 } ll_weights;
 
@@ -199,9 +201,12 @@ static inline const ll_wt *ll_weights_global(const ll_weights *w, ll_gw role) {
     return w->g[role].data ? &w->g[role] : NULL;
 }
 
-/* Uploads every bound tensor to the backend (converting dtype as the backend wants) and releases the
- * mapped pages behind it, so host memory never holds two full copies. */
-ll_status ll_weights_upload(ll_backend *be, const ll_model_files *m, ll_weights *w, ll_err *err);
+struct ll_shard;
+/* Uploads every bound tensor this rank holds (shard: include/ll_shard.h; NULL = the whole model) to the
+ * backend, converting dtype as the backend wants, and releases the mapped pages behind it, so host memory
+ * never holds two full copies. Layers outside the shard's stage have no weights. */
+ll_status ll_weights_upload(ll_backend *be, const ll_model_files *m, const struct ll_shard *shard, ll_weights *w,
+                            ll_err *err);
 void ll_weights_free(ll_backend *be, ll_weights *w);
 
 #endif

@@ -124,7 +124,7 @@ int ll_cmd_inspect(int argc, char **argv) {
     const char *names[] = {"cpu", "cuda"};
     for (int b = 0; b < 2; b++) {
         ll_memplan plan;
-        ll_memplan_compute(m, names[b], &pts, &eo, batch_tokens, &plan);
+        ll_memplan_compute(m, names[b], NULL, &pts, &eo, batch_tokens, &plan);
         ll_memplan_human((double)plan.weights, b1, sizeof b1);
         ll_memplan_human((double)plan.activations, b2, sizeof b2);
         ll_memplan_human((double)plan.total, b3, sizeof b3);

@@ -16,8 +16,11 @@ typedef struct ll_run_opts {
     const char *points, *layers, *save_probs, *probs_vocab, *backend;
     int topk;
     int save_hidden, add_special, quiet, tf32;
-    int threads, device;
+    int threads, device;      /* device: -1 = the local rank (0 for one process) */
     int64_t batch_tokens;
+    int tp, pp;               /* tensor-parallel ranks x pipeline stages = the launcher's world size */
+    const char *rendezvous;   /* --rendezvous DIR: NCCL unique id exchange without MPI */
+    double comm_timeout;      /* --comm-timeout: longest wait on another rank */
     ll_prompt_set prompts;    /* from --prompt / --tokens, in command-line order (before the file's) */
 } ll_run_opts;
 

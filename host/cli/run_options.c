@@ -10,11 +10,14 @@ const char ll_run_usage[] =
     "                     [--topk K] [--points embed,mid,post] [--layers A:B:S] [--save-probs last|all|POS,...]\n"
     "                     [--probs-vocab IDS] [--save-hidden] [--no-special] [--backend cpu|cuda|auto]\n"
     "                     [--device N] [--tf32] [--threads N] [--batch-tokens N] [--quiet]\n"
+    "                     [--tp T] [--pp P] [--rendezvous DIR] [--comm-timeout SECONDS]\n"
     "\n"
     "Runs the model (a Hugging Face directory, a .gguf file, or a directory holding one .gguf) over the\n"
     "prompts, applies the final norm + unembedding + softmax to the residual stream at every selected point,\n"
     "and writes top-k, entropy, KL to the final layer and target statistics to FILE.h5 (format:\n"
-    "docs/hdf5-format.md). See docs/cli.md for every option.\n";
+    "docs/hdf5-format.md). Under srun or mpirun, one process per GPU or CPU rank splits the model --tp ways\n"
+    "(tensor parallel) by --pp stages (pipeline); rank 0 writes FILE.h5 (docs/scale-out.md). See docs/cli.md\n"
+    "for every option.\n";
 
 void ll_run_opts_init(ll_run_opts *o) {
     memset(o, 0, sizeof *o);
@@ -22,6 +25,9 @@ void ll_run_opts_init(ll_run_opts *o) {
     o->add_special = 1;
     o->backend = "auto";
     o->batch_tokens = 4096;
+    o->device = -1; /* the local rank */
+    o->tp = o->pp = 1;
+    o->comm_timeout = 600;
 }
 
 void ll_run_opts_free(ll_run_opts *o) { ll_prompts_free(&o->prompts); }
@@ -68,6 +74,14 @@ ll_status ll_run_opts_parse(int argc, char **argv, ll_run_opts *o, int *help, ll
         } else if (OPT("--batch-tokens")) {
             if (r > 0 && !(rc = int_opt("--batch-tokens", val, 1, 1LL << 32, "a positive integer", &v, err)))
                 o->batch_tokens = v;
+        } else if (OPT("--tp")) {
+            if (r > 0 && !(rc = int_opt("--tp", val, 1, 1024, "a rank count in [1, 1024]", &v, err))) o->tp = (int)v;
+        } else if (OPT("--pp")) {
+            if (r > 0 && !(rc = int_opt("--pp", val, 1, 256, "a stage count in [1, 256]", &v, err))) o->pp = (int)v;
+        } else if (OPT("--rendezvous")) o->rendezvous = val;
+        else if (OPT("--comm-timeout")) {
+            if (r > 0 && !(rc = int_opt("--comm-timeout", val, 1, 86400, "seconds in [1, 86400]", &v, err)))
+                o->comm_timeout = (double)v;
         } else if (ll_arg_flag(argv, i, "--save-hidden")) o->save_hidden = 1;
         else if (ll_arg_flag(argv, i, "--tf32")) o->tf32 = 1;
         else if (ll_arg_flag(argv, i, "--no-special")) o->add_special = 0;

@@ -8,6 +8,8 @@
 #include "ll_memplan.h"
 #include "ll_model.h"
 #include "ll_progress.h"
+#include "ll_ranks.h"
+#include "ll_shard.h"
 #include "run.h"
 #include "run_select.h"
 
@@ -17,8 +19,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 static volatile sig_atomic_t interrupted = 0;
+#define LL_PEAK_LIST 64 /* ranks whose peak memory the closing line lists */
 static void on_signal(int sig) { interrupted = sig; }
 
 /* Everything a run holds; freed in one place (run_free). */
@@ -37,7 +41,11 @@ typedef struct run_ctx {
     ll_backend *be;
     ll_weights w;
     ll_engine *eng;
-    ll_comm comm;
+    ll_rank_env env;         /* this process's place in the launch (one rank without a launcher) */
+    ll_world world;          /* the world communicator (opened when there are several ranks) */
+    int world_open;
+    ll_comm *tpc;            /* the tensor-parallel group */
+    ll_shard sh;             /* what this rank holds */
     ll_engine_opts eo;
     char **texts;            /* [2 * prompts] prompt text and target text of each prompt */
     double t_load, t_run;
@@ -49,10 +57,10 @@ static void run_free(run_ctx *r) {
         for (int i = 0; i < 2 * r->o->prompts.n; i++) free(r->texts[i]);
     free(r->texts);
     ll_engine_free(r->eng);
-    if (r->be) {
-        ll_weights_free(r->be, &r->w);
-        ll_backend_close(r->be);
-    }
+    if (r->be) ll_weights_free(r->be, &r->w);
+    if (r->tpc && r->tpc != r->world.comm) ll_comm_close(r->tpc);
+    if (r->world_open) ll_world_close(&r->world); /* before the backend: NCCL needs its device */
+    if (r->be) ll_backend_close(r->be);
     free(r->all_ids);
     free(r->pvocab);
     ll_probs_sel_free(&r->ps);
@@ -136,6 +144,67 @@ static void run_plan_batches(run_ctx *r) {
     }
 }
 
+/* The backend this rank computes on: --device, else the rank's local index on its node. The CPU threads of
+ * several ranks on one node share its cores. */
+static ll_status run_backend(run_ctx *r, ll_err *err) {
+    ll_run_opts *o = r->o;
+    int threads = o->threads;
+    if (threads == 0 && r->env.local_world > 1) {
+        long cores = sysconf(_SC_NPROCESSORS_ONLN);
+        threads = cores > r->env.local_world ? (int)(cores / r->env.local_world) : 1;
+    }
+    ll_backend_opts bo = {.threads = threads, .device = o->device >= 0 ? o->device : r->env.local_rank,
+                          .allow_tf32 = o->tf32};
+    return ll_backend_open(o->backend, &bo, &r->be, err);
+}
+
+/* all[i * bytes ..] = rank i's mine[0 .. bytes), host memory, through the backend (the communicator works on
+ * backend memory). One rank: a copy. */
+static ll_status run_allgather_host(run_ctx *r, const void *mine, size_t bytes, void *all, ll_err *err) {
+    if (r->env.world == 1 || !r->world_open) {
+        memcpy(all, mine, bytes);
+        return LL_OK;
+    }
+    ll_backend *be = r->be;
+    void *d_send = NULL, *d_recv = NULL;
+    ll_status rc;
+    if ((rc = be->ops->alloc(be, bytes, &d_send)) || (rc = be->ops->alloc(be, bytes * (size_t)r->env.world, &d_recv)) ||
+        (rc = be->ops->upload(be, d_send, mine, bytes)))
+        rc = ll_fail(err, rc, "%s", be->err.msg);
+    else if (r->world.comm->allgather(r->world.comm, be, d_recv, d_send, bytes))
+        rc = ll_fail(err, LL_ERR_BACKEND, "all-gather over the ranks: %s", r->world.comm->err.msg);
+    else if ((rc = be->ops->download(be, all, d_recv, bytes * (size_t)r->env.world)))
+        rc = ll_fail(err, rc, "%s", be->err.msg);
+    if (d_send) be->ops->dealloc(be, d_send);
+    if (d_recv) be->ops->dealloc(be, d_recv);
+    return rc;
+}
+
+/* Every rank's device, "cuda:1 on node7" (an array of world strings in one allocation). */
+static ll_status run_gather_devices(run_ctx *r, char ***out, ll_err *err) {
+    enum { W = 96 };
+    const int n = r->env.world;
+    char me[W] = {0}, host[64] = "";
+    gethostname(host, sizeof host - 1);
+    int dev = r->o->device >= 0 ? r->o->device : r->env.local_rank;
+    if (!strcmp(r->be->ops->name, "cpu")) snprintf(me, W, "cpu on %s", host);
+    else snprintf(me, W, "%s:%d on %s", r->be->ops->name, dev, host);
+    char **v = calloc((size_t)n, sizeof *v + W);
+    if (!v) return ll_fail(err, LL_ERR_NOMEM, "out of memory");
+    char *txt = (char *)(v + n);
+    ll_status rc = run_allgather_host(r, me, W, txt, err);
+    if (rc) {
+        free(v);
+        return rc;
+    }
+    for (int i = 0; i < n; i++) {
+        v[i] = txt + (size_t)i * W;
+        v[i][W - 1] = 0;
+    }
+    *out = v;
+    return LL_OK;
+}
+
 /* 3: the backend, the memory plan checked before anything is uploaded, and the output file (an unwritable
  * path fails before the expensive part). */
 static ll_status run_open(run_ctx *r, ll_err *err) {
@@ -143,8 +212,7 @@ static ll_status run_open(run_ctx *r, ll_err *err) {
     const ll_config *c = &r->mf->cfg;
     const int64_t V = c->vocab;
     ll_status rc;
-    ll_backend_opts bo = {.threads = o->threads, .device = o->device, .allow_tf32 = o->tf32};
-    if ((rc = ll_backend_open(o->backend, &bo, &r->be, err))) return rc;
+    if (!r->be && (rc = run_backend(r, err))) return rc;
     const char *bname = r->be->ops->name;
     if (o->tf32 && !strcmp(bname, "cpu"))
         note(r, "--tf32 has no effect on the cpu backend (its fp32 matmuls stay fp32)");
@@ -152,7 +220,7 @@ static ll_status run_open(run_ctx *r, ll_err *err) {
                              .probs_vocab = r->pvocab, .max_probs_rows = r->max_rows};
     ll_memplan plan;
     size_t free_b = 0, total_b = 0;
-    ll_memplan_compute(r->mf, bname, &r->pts, &r->eo, r->max_T, &plan);
+    ll_memplan_compute(r->mf, bname, &r->sh, &r->pts, &r->eo, r->max_T, &plan);
     if (r->be->ops->mem_info(r->be, &free_b, &total_b) != LL_OK) free_b = 0;
     /* LOGITLENS_MEMORY_LIMIT (bytes) caps what a run may plan for, e.g. on a shared node */
     const char *lim = getenv("LOGITLENS_MEMORY_LIMIT");
@@ -165,11 +233,19 @@ static ll_status run_open(run_ctx *r, ll_err *err) {
         ll_memplan_human((double)free_b, have, sizeof have);
         ll_memplan_human((double)plan.weights, wb, sizeof wb);
         ll_memplan_human((double)plan.activations, ab, sizeof ab);
+        char where[64] = "";
+        if (r->env.world > 1) snprintf(where, sizeof where, " on rank %d of %d", r->env.rank, r->env.world);
         return ll_fail(err, LL_ERR_NOMEM,
-                       "model %s does not fit the %s backend: needs %s (weights %s, activations for batches of "
-                       "%lld tokens %s, scratch) but %s (%zu bytes) are available; lower --batch-tokens or use a "
-                       "larger device",
-                       o->model, bname, need, wb, (long long)r->max_T, ab, have, free_b);
+                       "model %s does not fit the %s backend%s: needs %s (weights %s, activations for batches of "
+                       "%lld tokens %s, scratch) but %s (%zu bytes) are available; lower --batch-tokens, use a "
+                       "larger device or more ranks (--tp, --pp; logitlens plan)",
+                       o->model, bname, where, need, wb, (long long)r->max_T, ab, have, free_b);
+    }
+    char **devs = NULL;
+    if ((rc = run_gather_devices(r, &devs, err))) return rc;
+    if (r->sh.rank != 0) { /* only rank 0 writes the output */
+        free(devs);
+        return LL_OK;
     }
 
     char created[32];
@@ -201,8 +277,10 @@ static ll_status run_open(run_ctx *r, ll_err *err) {
         .n_points = r->pts.n, .point_names = pnames, .point_layers = r->pts.layers,
         .save_probs = r->ps.mode != 0, .n_probs_vocab = r->pvocab_n, .probs_vocab = r->pvocab ? r->pvocab : r->all_ids,
         .save_hidden = o->save_hidden, .n_vocab = vs.n, .vocab_display = (const char *const *)vs.display,
-        .vocab_bytes = (const uint8_t *const *)vs.bytes, .vocab_bytes_len = vs.len};
+        .vocab_bytes = (const uint8_t *const *)vs.bytes, .vocab_bytes_len = vs.len,
+        .tp = r->sh.tp, .pp = r->sh.pp, .world_size = r->env.world, .rank_devices = (const char *const *)devs};
     rc = ll_h5_create(&meta, &r->h5, err);
+    free(devs);
     free(pnames);
     ll_vocab_strings_free(&vs);
     return rc;
@@ -237,6 +315,43 @@ static void batch_bufs_free(batch_bufs *b) {
     free(b->tok), free(b->pos), free(b->tgt), free(b->off), free(b->len), free(b->rows), free(b->pt), free(b->tt);
 }
 
+/* Whether to stop after this batch: a signal this process got, or with several ranks one that any rank got
+ * (a launcher may deliver it to some ranks only); every rank then stops after the same batch. */
+static ll_status run_stop_requested(run_ctx *r, int *stop, ll_err *err) {
+    *stop = (int)interrupted;
+    if (r->env.world == 1) return LL_OK;
+    ll_backend *be = r->be;
+    float flag = (float)interrupted, *d = NULL;
+    ll_status rc = be->ops->alloc(be, sizeof flag, (void **)&d);
+    if (!rc) rc = be->ops->upload(be, d, &flag, sizeof flag);
+    if (rc) rc = ll_fail(err, rc, "%s", be->err.msg);
+    else if (r->world.comm->allreduce_sum(r->world.comm, be, d, 1))
+        rc = ll_fail(err, LL_ERR_BACKEND, "sharing the stop flag: %s", r->world.comm->err.msg);
+    else if ((rc = be->ops->download(be, &flag, d, sizeof flag)))
+        rc = ll_fail(err, rc, "%s", be->err.msg);
+    if (d) be->ops->dealloc(be, d);
+    if (!rc && flag > 0 && !*stop) *stop = SIGTERM; /* another rank's signal */
+    return rc;
+}
+
+/* Test hooks (tests/test_ranks.py): LOGITLENS_TEST_FAULT_RANK=R with LOGITLENS_TEST_FAULT=error|kill|hang
+ * makes rank R fail with an error, die by SIGKILL, or stop answering, after LOGITLENS_TEST_FAULT_AFTER
+ * batches (default 0: after its first batch). */
+static ll_status run_test_fault(run_ctx *r, int64_t batches_done, ll_err *err) {
+    const char *rk = getenv("LOGITLENS_TEST_FAULT_RANK"), *what = getenv("LOGITLENS_TEST_FAULT");
+    if (!rk || !what) return LL_OK;
+    int64_t want, after = 0;
+    const char *af = getenv("LOGITLENS_TEST_FAULT_AFTER");
+    if (ll_parse_int(rk, 0, INT32_MAX, &want) || want != r->env.rank) return LL_OK;
+    if (af && ll_parse_int(af, 0, INT32_MAX, &after)) after = 0;
+    if (batches_done != after) return LL_OK;
+    if (!strcmp(what, "kill")) raise(SIGKILL);
+    if (!strcmp(what, "hang"))
+        for (;;) pause();
+    return ll_fail(err, LL_ERR_INPUT, "test fault on rank %d after %lld batches (LOGITLENS_TEST_FAULT=%s)",
+                   r->env.rank, (long long)batches_done, what);
+}
+
 /* 4: the batch loop: forward, lens, append; SIGINT/SIGTERM stop it between batches. */
 static ll_status run_batches(run_ctx *r, ll_err *err) {
     ll_run_opts *o = r->o;
@@ -261,6 +376,8 @@ static ll_status run_batches(run_ctx *r, ll_err *err) {
     ll_progress prog;
     ll_progress_start(&prog, r->total_tokens, "tokens", o->quiet);
     int64_t done = 0;
+    int stop = 0;
+    const int writer = r->sh.rank == 0;
     ll_lens_out res = {0};
     ll_status rc = LL_OK;
     const int saving = r->ps.mode != LL_PROBS_NONE;
@@ -284,27 +401,30 @@ static ll_status run_batches(run_ctx *r, ll_err *err) {
             b.off[++np] = T;
         }
         ll_batch batch = {.T = T, .n_prompts = np, .tokens = b.tok, .pos = b.pos, .off = b.off, .target = b.tgt};
-        if ((rc = ll_lens_out_alloc(&res, T, r->pts.n, o->topk, c->d_model, o->save_hidden, saving ? nrows : 0,
-                                    r->pvocab_n, err)))
+        if (writer && (rc = ll_lens_out_alloc(&res, T, r->pts.n, o->topk, c->d_model, o->save_hidden,
+                                              saving ? nrows : 0, r->pvocab_n, err)))
             break;
         if ((rc = ll_engine_forward(r->eng, &batch, err))) break;
-        if ((rc = ll_engine_lens(r->eng, &batch, b.rows, saving ? nrows : 0, &res, err))) break;
+        if ((rc = ll_engine_lens(r->eng, &batch, b.rows, saving ? nrows : 0, writer ? &res : NULL, err))) break;
+        if ((rc = run_test_fault(r, n_batches, err))) break;
+        first += np;
+        done += T;
+        if (++n_batches == sig_after_n) raise(SIGINT);
+        ll_progress_update(&prog, done);
+        if ((rc = run_stop_requested(r, &stop, err))) break;
+        if (stop)
+            rc = ll_fail(err, LL_ERR_INTERRUPTED, "interrupted by signal %d after %lld of %lld tokens; no output written",
+                         stop, (long long)done, (long long)r->total_tokens);
+        if (!writer) continue;
         ll_h5_batch hb = {.n_prompts = np, .prompt_texts = b.pt, .prompt_targets = b.tt, .prompt_lengths = b.len,
                           .n_tokens = T, .tokens = b.tok, .target_ids = b.tgt, .topk_ids = res.topk_ids,
                           .topk_probs = res.topk_probs, .entropy = res.entropy, .kl_final = res.kl_final,
                           .target_probs = res.target_probs, .target_logprobs = res.target_logprobs,
                           .target_ranks = res.target_ranks, .n_probs_rows = saving ? nrows : 0,
                           .probs_token = b.rows, .probs = res.probs, .hidden = res.hidden};
-        rc = ll_h5_append(r->h5, &hb, err);
+        ll_status arc = ll_h5_append(r->h5, &hb, err);
         ll_lens_out_free(&res);
-        if (rc) break;
-        first += np;
-        done += T;
-        if (++n_batches == sig_after_n) raise(SIGINT);
-        ll_progress_update(&prog, done);
-        if (interrupted)
-            rc = ll_fail(err, LL_ERR_INTERRUPTED, "interrupted by signal %d after %lld of %lld tokens; no output written",
-                         (int)interrupted, (long long)done, (long long)r->total_tokens);
+        if (!rc) rc = arc;
     }
     ll_lens_out_free(&res);
     batch_bufs_free(&b);
@@ -325,33 +445,105 @@ static long peak_rss_kib(void) {
     return kib;
 }
 
+/* Opens the ranks of a multi-process launch before anything else, so that every later failure of any rank
+ * can end all of them: the backend on this rank's device, then the world communicator. */
+static ll_status run_ranks(run_ctx *r, ll_err *err) {
+    ll_run_opts *o = r->o;
+    ll_status rc;
+    if ((rc = ll_rank_env_detect(&r->env, err))) return rc;
+    const int want = o->tp * o->pp;
+    if (r->env.world != want) {
+        if (r->env.world == 1)
+            return ll_fail(err, LL_ERR_USAGE,
+                           "--tp %d x --pp %d needs %d ranks but this is one process: launch it with "
+                           "`srun -n %d` or `mpirun -np %d` (docs/scale-out.md)",
+                           o->tp, o->pp, want, want, want);
+        return ll_fail(err, LL_ERR_USAGE, "--tp %d x --pp %d = %d ranks, but %s started %d (rank %d); give --tp and "
+                       "--pp whose product is the number of ranks", o->tp, o->pp, want, r->env.launcher,
+                       r->env.world, r->env.rank);
+    }
+    if (r->env.world == 1) return LL_OK;
+    if (r->env.rank != 0) o->quiet = 1; /* notes and progress from rank 0 only */
+    if ((rc = run_backend(r, err))) return rc;
+    int dev = o->device >= 0 ? o->device : r->env.local_rank;
+    if ((rc = ll_world_open(&r->env, r->be->ops->name, dev, o->rendezvous, o->comm_timeout, &r->world, err)))
+        return rc;
+    r->world_open = 1;
+    return LL_OK;
+}
+
+/* A failed rank of a multi-rank run ends every rank: one line on stderr (from rank 0 when every rank failed
+ * alike, e.g. on bad input: the others wait a moment for rank 0's abort first), then abort. */
+static void run_fail_ranks(run_ctx *r, ll_status rc, const ll_err *err) {
+    if (!r->world_open || r->env.world < 2) return;
+    if (r->env.rank != 0) sleep(2);
+    fprintf(stderr, "logitlens run: rank %d of %d: %s\n", r->env.rank, r->env.world, err->msg);
+    fflush(stderr);
+    ll_h5_abort(r->h5); /* no output file */
+    r->h5 = NULL;
+    r->world.comm->abort(r->world.comm, ll_status_exit_code(rc));
+}
+
 ll_status ll_run_execute(ll_run_opts *o, ll_err *err) {
     run_ctx r = {.o = o};
-    ll_comm_single(&r.comm);
     ll_status rc;
+    if ((rc = run_ranks(&r, err))) goto done;
     if ((rc = run_prepare(&r, err))) goto done;
+    if ((rc = ll_shard_check(&r.mf->cfg, o->tp, o->pp, err))) goto done;
+    ll_shard_make(&r.mf->cfg, o->tp, o->pp, r.env.rank, &r.sh);
     run_plan_batches(&r);
     if ((rc = run_open(&r, err))) goto done;
     r.t_load = ll_now();
-    if ((rc = ll_weights_upload(r.be, r.mf, &r.w, err))) goto done;
-    if ((rc = ll_engine_init(r.be, &r.mf->cfg, &r.w, &r.comm, &r.pts, &r.eo, r.max_T, &r.eng, err))) goto done;
+    if ((rc = ll_weights_upload(r.be, r.mf, &r.sh, &r.w, err))) goto done;
+    ll_engine_par par = {.shard = &r.sh};
+    if (r.world_open) {
+        if (o->tp == r.env.world) r.tpc = r.world.comm;
+        else if (r.world.comm->split(r.world.comm, r.sh.pp_rank, r.sh.tp_rank, &r.tpc)) {
+            rc = ll_fail(err, LL_ERR_BACKEND, "forming the tensor-parallel groups: %s", r.world.comm->err.msg);
+            goto done;
+        }
+        par.tp = r.tpc;
+        par.world = r.world.comm;
+    }
+    if ((rc = ll_engine_init(r.be, &r.mf->cfg, &r.w, &par, &r.pts, &r.eo, r.max_T, &r.eng, err))) goto done;
     r.t_run = ll_now();
     if ((rc = run_texts(&r, err))) goto done;
     if ((rc = run_batches(&r, err))) goto done;
-    rc = ll_h5_commit(r.h5, err);
-    r.h5 = NULL;
-    if (rc) goto done;
+    if (r.h5) {
+        rc = ll_h5_commit(r.h5, err);
+        r.h5 = NULL;
+        if (rc) goto done;
+    }
+    /* every rank's peak host memory, reported by rank 0 */
+    int64_t my_kib = peak_rss_kib(), *kibs = calloc((size_t)r.env.world, sizeof *kibs);
+    if (!kibs) {
+        rc = ll_fail(err, LL_ERR_NOMEM, "out of memory");
+        goto done;
+    }
+    if ((rc = run_allgather_host(&r, &my_kib, sizeof my_kib, kibs, err))) {
+        free(kibs);
+        goto done;
+    }
     if (!o->quiet) {
         const double run_s = ll_now() - r.t_run;
-        char peak[48] = "";
-        long kib = peak_rss_kib();
-        if (kib >= 0) snprintf(peak, sizeof peak, "; peak host memory %ld MiB", (kib + 1023) / 1024);
-        fprintf(stderr, "logitlens: wrote %s: %d prompts, %lld tokens, %d points; weights %.2f s, forward + lens %.2f s "
-                        "(%.0f tokens per second)%s\n",
-                o->out, o->prompts.n, (long long)r.total_tokens, r.pts.n, r.t_run - r.t_load, run_s,
+        char peak[48 + 16 * LL_PEAK_LIST] = "", ranks[64] = "";
+        if (r.env.world == 1 && my_kib >= 0) {
+            snprintf(peak, sizeof peak, "; peak host memory %ld MiB", (long)((my_kib + 1023) / 1024));
+        } else if (r.env.world > 1) { /* per rank, the first LL_PEAK_LIST of them */
+            size_t n = (size_t)snprintf(peak, sizeof peak, "; peak host memory per rank");
+            for (int i = 0; i < r.env.world && i < LL_PEAK_LIST && n < sizeof peak; i++)
+                n += (size_t)snprintf(peak + n, sizeof peak - n, "%s %ld", i ? "," : "", (long)((kibs[i] + 1023) / 1024));
+            if (n < sizeof peak) snprintf(peak + n, sizeof peak - n, "%s MiB", r.env.world > LL_PEAK_LIST ? ", ..." : "");
+        }
+        if (r.env.world > 1) snprintf(ranks, sizeof ranks, " on %d ranks (--tp %d --pp %d)", r.env.world, o->tp, o->pp);
+        fprintf(stderr, "logitlens: wrote %s: %d prompts, %lld tokens, %d points%s; weights %.2f s, forward + lens "
+                        "%.2f s (%.0f tokens per second)%s\n",
+                o->out, o->prompts.n, (long long)r.total_tokens, r.pts.n, ranks, r.t_run - r.t_load, run_s,
                 run_s > 0 ? (double)r.total_tokens / run_s : 0.0, peak);
     }
+    free(kibs);
 done:
+    if (rc) run_fail_ranks(&r, rc, err);
     run_free(&r);
     return rc;
 }

@@ -2,6 +2,9 @@
 #include "ll_memplan.h"
 
 #include "ll_cuda_plan.h"
+#include "ll_shard.h"
+
+#include <stdlib.h>
 
 #include <stdio.h>
 #include <string.h>
@@ -24,31 +27,51 @@ static ll_dtype unembed_dtype(const ll_model_files *m) {
     return dt;
 }
 
-static size_t cuda_scratch(const ll_model_files *m, const ll_points *p, const ll_engine_opts *o, int64_t max_T) {
-    const ll_config *c = &m->cfg;
+/* c: the rank's local config; P: its stage's points; V: its unembedding rows. */
+static size_t cuda_scratch(const ll_model_files *m, const ll_config *c, int P, int64_t V, const ll_engine_opts *o,
+                           int64_t max_T) {
     const int half = m->dtype != LL_DTYPE_F32, lens_half = unembed_dtype(m) != LL_DTYPE_F32;
     const size_t budget = ll_cuda_lens_budget();
-    const int64_t d = c->d_model, P = p->n, R = P * max_T;
+    const int64_t d = c->d_model, R = (int64_t)P * max_T;
     int64_t K = d; /* widest matmul input: d, the attention output, or the MLP's hidden layer */
     if ((int64_t)c->n_heads * c->head_dim > K) K = (int64_t)c->n_heads * c->head_dim;
     if (c->d_ff > K) K = c->d_ff;
     size_t s = ll_cuda_matmul_scratch(max_T, K, half);
-    s = max_size(s, ll_cuda_lens_pass_scratch(max_T, d, c->vocab, o->topk, lens_half, budget)); /* final rows */
-    s = max_size(s, ll_cuda_lens_pass_scratch(R, d, c->vocab, o->topk, lens_half, budget));     /* every point */
-    s = max_size(s, ll_cuda_lens_expect_scratch(max_T, d, c->vocab, lens_half, budget));
-    if (o->probs_nv > 0)
-        s = max_size(s, ll_cuda_lens_probs_scratch(P * o->max_probs_rows, d, o->probs_nv,
+    s = max_size(s, ll_cuda_lens_pass_scratch(max_T, d, V, o->topk, lens_half, budget)); /* final rows */
+    if (R > 0) s = max_size(s, ll_cuda_lens_pass_scratch(R, d, V, o->topk, lens_half, budget)); /* every point */
+    s = max_size(s, ll_cuda_lens_expect_scratch(max_T, d, V, lens_half, budget));
+    if (o->probs_nv > 0 && P > 0)
+        s = max_size(s, ll_cuda_lens_probs_scratch((int64_t)P * o->max_probs_rows, d, o->probs_nv,
                                                    ll_dtype_size(unembed_dtype(m)), o->probs_vocab != NULL, budget));
     return s + LL_CUDA_BLAS_WORKSPACE;
 }
 
-void ll_memplan_compute(const ll_model_files *m, const char *backend, const ll_points *p, const ll_engine_opts *o,
-                        int64_t max_T, ll_memplan *out) {
+void ll_memplan_compute(const ll_model_files *m, const char *backend, const ll_shard *shard, const ll_points *p,
+                        const ll_engine_opts *o, int64_t max_T, ll_memplan *out) {
     memset(out, 0, sizeof *out);
     int cpu = !strcmp(backend, "cpu");
-    out->weights = ll_model_weights_bytes(m, backend);
-    out->activations = ll_engine_activation_bytes(&m->cfg, p, o, max_T);
-    out->scratch = cpu ? LL_PLAN_CPU_SCRATCH : cuda_scratch(m, p, o, max_T);
+    ll_shard whole;
+    if (!shard) {
+        ll_shard_whole(&m->cfg, &whole);
+        shard = &whole;
+    }
+    ll_config lc;
+    ll_shard_local_config(&m->cfg, shard, &lc);
+    const int P = ll_shard_points(shard, p->layers, p->n, NULL);
+    /* weights: each tensor's share at the bytes per element the backend keeps it in */
+    double *eb = malloc((size_t)(m->n_specs > 0 ? m->n_specs : 1) * sizeof *eb);
+    if (eb) {
+        for (int i = 0; i < m->n_specs; i++) {
+            const ll_model_tensor *t = &m->bound[i];
+            eb[i] = cpu ? 4.0 : t->quantized ? 2.0 : (double)t->nbytes / (double)(t->numel > 0 ? t->numel : 1);
+        }
+        out->weights = ll_shard_weight_bytes(&m->cfg, shard, m->specs, m->n_specs, eb);
+        free(eb);
+    } else {
+        out->weights = ll_model_weights_bytes(m, backend); /* an upper bound */
+    }
+    out->activations = ll_engine_activation_bytes(&lc, P, o, max_T, shard->tp, shard->pp);
+    out->scratch = cpu ? LL_PLAN_CPU_SCRATCH : cuda_scratch(m, &lc, P, shard->n_v, o, max_T);
     out->total = out->weights + out->activations + out->scratch;
 }
 

@@ -141,6 +141,13 @@ static ll_status write_root_attrs(ll_h5_writer *w, const ll_h5_meta *m, ll_err *
     if ((st = attr_str(w, "storage_types", m->storage_types, err))) return st;
     if ((st = attr_str(w, "tokenizer", m->tokenizer ? m->tokenizer : "none", err))) return st;
     if (m->tokenizer_error && (st = attr_str(w, "tokenizer_error", m->tokenizer_error, err))) return st;
+    /* how the run was split over ranks (1 x 1 for one process) */
+    const int world = m->world_size > 0 ? m->world_size : 1;
+    if ((st = attr_i64(w, "tp", m->tp > 0 ? m->tp : 1, err))) return st;
+    if ((st = attr_i64(w, "pp", m->pp > 0 ? m->pp : 1, err))) return st;
+    if ((st = attr_i64(w, "world_size", world, err))) return st;
+    const char *one[1] = {m->backend};
+    if ((st = attr_strs(w, "rank_devices", world, m->rank_devices ? m->rank_devices : one, err))) return st;
     /* the safetensors attributes stay present (empty for a GGUF model) for readers that expect them */
     if ((st = attr_strs(w, "safetensors_files", gguf ? 0 : m->n_st_files, m->st_files, err))) return st;
     if ((st = attr_strs(w, "safetensors_header_sha256", gguf ? 0 : m->n_st_files, m->st_header_sha256, err)))

@@ -10,6 +10,7 @@
 #include "ll_gguf.h"
 #include "ll_math.h"
 #include "ll_model.h"
+#include "ll_shard.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -89,8 +90,14 @@ static ll_status gguf_host_copy(const ll_model_tensor *t, const ll_tensor_spec *
     return LL_OK;
 }
 
-ll_status ll_weights_upload(ll_backend *be, const ll_model_files *m, ll_weights *w, ll_err *err) {
+ll_status ll_weights_upload(ll_backend *be, const ll_model_files *m, const ll_shard *shard, ll_weights *w,
+                            ll_err *err) {
     memset(w, 0, sizeof *w);
+    ll_shard whole;
+    if (!shard) {
+        ll_shard_whole(&m->cfg, &whole);
+        shard = &whole;
+    }
     size_t n_layer_slots = (size_t)m->cfg.n_layers * LL_LW_COUNT;
     w->l = ll_calloc_array(n_layer_slots + 1, sizeof *w->l);
     if (!w->l) return ll_fail(err, LL_ERR_NOMEM, "out of memory");
@@ -99,11 +106,14 @@ ll_status ll_weights_upload(ll_backend *be, const ll_model_files *m, ll_weights 
     for (int i = 0; i < m->n_specs; i++) {
         const ll_tensor_spec *sp = &m->specs[i];
         const ll_model_tensor *t = &m->bound[i];
+        ll_slice sl;
+        ll_shard_slice(&m->cfg, shard, sp, &sl);
+        if (!sl.held) continue;
         ll_wt *dst = sp->layer < 0 ? &w->g[sp->role] : &w->l[(size_t)sp->layer * LL_LW_COUNT + sp->role];
         int64_t rows = sp->ndim == 2 ? sp->shape[0] : 1, cols = sp->ndim == 2 ? sp->shape[1] : sp->shape[0];
         const void *src = t->data;
         ll_dtype src_dtype = t->dtype;
-        void *host = NULL;
+        void *host = NULL, *part = NULL;
         ll_status rc = LL_OK;
         if (t->quantized || t->unpermute_heads) {
             /* the CPU computes in F32 whatever it is given; other backends keep the stored dtype (quantized
@@ -112,18 +122,41 @@ ll_status ll_weights_upload(ll_backend *be, const ll_model_files *m, ll_weights 
             rc = gguf_host_copy(t, sp, src_dtype, &host, err);
             src = host;
         }
+        /* this rank's slice: an offset into the tensor when it is whole rows, else a copy of its pieces
+         * (only the pages under the slice are read) */
+        size_t off, es = ll_dtype_size(src_dtype);
+        if (!rc && (sl.rows != rows || sl.cols != cols)) {
+            if (ll_slice_contiguous(&sl, cols, es, &off)) {
+                src = (const char *)src + off;
+            } else if (!(part = ll_malloc_array((size_t)(sl.rows * sl.cols), es))) {
+                rc = ll_fail(err, LL_ERR_NOMEM, "tensor '%s': cannot allocate its %lld x %lld slice", sp->name,
+                             (long long)sl.rows, (long long)sl.cols);
+            } else {
+                ll_slice_copy(&sl, src, rows, cols, es, part);
+                src = part;
+            }
+        }
         if (!rc) {
-            rc = be->ops->upload_weight(be, src, src_dtype, rows, cols, dst);
+            rc = be->ops->upload_weight(be, src, src_dtype, sl.rows, sl.cols, dst);
             if (rc) ll_fail(err, rc, "uploading tensor '%s' to the %s backend: %s", sp->name, be->ops->name, be->err.msg);
         }
+        free(part);
         free(host);
         if (rc) {
             ll_weights_free(be, w);
             return rc;
         }
-        w->bytes += (size_t)(rows * cols) * ll_dtype_size(dst->dtype);
+        w->bytes += (size_t)(sl.rows * sl.cols) * ll_dtype_size(dst->dtype);
         ll_release_pages(t->data, t->nbytes);
     }
     w->unembed = w->g[LL_GW_UNEMBED].data ? &w->g[LL_GW_UNEMBED] : &w->g[LL_GW_TOK_EMBED];
+    if (!w->g[LL_GW_UNEMBED].data && shard->embed && shard->n_v != m->cfg.vocab) {
+        /* tied, with the whole embedding held for the forward pass: the lens reads its rows [v0, v0 + n_v) */
+        const ll_wt *e = &w->g[LL_GW_TOK_EMBED];
+        w->unembed_view = *e;
+        w->unembed_view.data = (char *)e->data + (size_t)shard->v0 * (size_t)e->cols * ll_dtype_size(e->dtype);
+        w->unembed_view.rows = shard->n_v;
+        w->unembed = &w->unembed_view;
+    }
     return LL_OK;
 }

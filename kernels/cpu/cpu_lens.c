@@ -100,10 +100,14 @@ ll_status ll_cpu_lens_pass(ll_backend *be, const ll_lens_pass_args *a) {
     if (R == 0) return LL_OK;
     if (!a->x || !a->zt || !a->target || !a->lse || !a->entropy || !a->topk_ids || !a->topk_probs || !a->rank)
         return ll_cpu_fail(be, LL_ERR_INTERNAL, op, "NULL buffer");
+    const int64_t vbase = a->v0, vtot = a->v_total > 0 ? a->v_total : V;
+    if (vbase < 0 || vbase + V > vtot)
+        return ll_cpu_fail(be, LL_ERR_INTERNAL, op, "vocabulary slice [%lld, %lld) outside [0, %lld)", (long long)vbase,
+                           (long long)(vbase + V), (long long)vtot);
     for (int64_t r = 0; r < R; r++)
-        if (a->target[r] >= V)
+        if (a->target[r] >= vtot)
             return ll_cpu_fail(be, LL_ERR_INPUT, op, "target id %d of row %lld is outside the vocabulary [0, %lld)",
-                               (int)a->target[r], (long long)r, (long long)V);
+                               (int)a->target[r], (long long)r, (long long)vtot);
     size_t rk;
     if (ll_mul_size((size_t)R, (size_t)k, &rk))
         return ll_cpu_fail(be, LL_ERR_NOMEM, op, "top-k of %lld x %d overflows", (long long)R, k);
@@ -139,7 +143,7 @@ ll_status ll_cpu_lens_pass(ll_backend *be, const ll_lens_pass_args *a) {
 #pragma omp simd
                     for (int64_t j = 0; j < nv; j++) z[j] += bt[j];
                 }
-                ll_cpu_lens_row_tile(z, nv, v0, a->zt[r], a->target[r], k, a->topk_ids + r * k, a->topk_probs + r * k,
+                ll_cpu_lens_row_tile(z, nv, vbase + v0, a->zt[r], a->target[r], k, a->topk_ids + r * k, a->topk_probs + r * k,
                               &rows[r]);
             }
         }
