@@ -80,6 +80,9 @@ ll_status ll_h5_append(ll_h5_writer *w, const ll_h5_batch *b, ll_err *err);
 ll_status ll_h5_commit(ll_h5_writer *w, ll_err *err);
 /* Closes and deletes the temporary file; frees w. Safe on NULL. */
 void ll_h5_abort(ll_h5_writer *w);
+/* The temporary file being written ("<path>.tmp.<pid>"), for a signal handler that must remove it; NULL
+ * after commit or abort. */
+const char *ll_h5_tmp_path(const ll_h5_writer *w);
 
 #ifdef __cplusplus
 }

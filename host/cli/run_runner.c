@@ -25,6 +25,15 @@ static volatile sig_atomic_t interrupted = 0;
 #define LL_PEAK_LIST 64 /* ranks whose peak memory the closing line lists */
 static void on_signal(int sig) { interrupted = sig; }
 
+/* With several ranks a signal usually means the launcher is ending the job (a rank failed or was killed,
+ * or the user stopped mpirun/srun, which kill the ranks soon after): this rank may be blocked in a
+ * collective that never completes, so it removes its temporary output at once and exits. */
+static char ranks_tmp_path[4096];
+static void on_signal_ranks(int sig) {
+    if (ranks_tmp_path[0]) unlink(ranks_tmp_path);
+    _exit(128 + sig);
+}
+
 /* Everything a run holds; freed in one place (run_free). */
 typedef struct run_ctx {
     ll_run_opts *o;
@@ -334,9 +343,9 @@ static ll_status run_stop_requested(run_ctx *r, int *stop, ll_err *err) {
     return rc;
 }
 
-/* Test hooks (tests/test_ranks.py): LOGITLENS_TEST_FAULT_RANK=R with LOGITLENS_TEST_FAULT=error|kill|hang
- * makes rank R fail with an error, die by SIGKILL, or stop answering, after LOGITLENS_TEST_FAULT_AFTER
- * batches (default 0: after its first batch). */
+/* Test hooks (tests/test_ranks.py): LOGITLENS_TEST_FAULT_RANK=R with LOGITLENS_TEST_FAULT=error|kill makes
+ * rank R fail with an error or die by SIGKILL once it has run LOGITLENS_TEST_FAULT_AFTER batches (default
+ * 0: in its first batch, after the lens). */
 static ll_status run_test_fault(run_ctx *r, int64_t batches_done, ll_err *err) {
     const char *rk = getenv("LOGITLENS_TEST_FAULT_RANK"), *what = getenv("LOGITLENS_TEST_FAULT");
     if (!rk || !what) return LL_OK;
@@ -346,8 +355,6 @@ static ll_status run_test_fault(run_ctx *r, int64_t batches_done, ll_err *err) {
     if (af && ll_parse_int(af, 0, INT32_MAX, &after)) after = 0;
     if (batches_done != after) return LL_OK;
     if (!strcmp(what, "kill")) raise(SIGKILL);
-    if (!strcmp(what, "hang"))
-        for (;;) pause();
     return ll_fail(err, LL_ERR_INPUT, "test fault on rank %d after %lld batches (LOGITLENS_TEST_FAULT=%s)",
                    r->env.rank, (long long)batches_done, what);
 }
@@ -367,8 +374,15 @@ static ll_status run_batches(run_ctx *r, ll_err *err) {
         batch_bufs_free(&b);
         return ll_fail(err, LL_ERR_NOMEM, "out of memory");
     }
-    signal(SIGINT, on_signal);
-    signal(SIGTERM, on_signal);
+    if (r->env.world > 1) {
+        const char *tmp = ll_h5_tmp_path(r->h5);
+        if (tmp && strlen(tmp) < sizeof ranks_tmp_path) strcpy(ranks_tmp_path, tmp);
+        signal(SIGINT, on_signal_ranks);
+        signal(SIGTERM, on_signal_ranks);
+    } else {
+        signal(SIGINT, on_signal);
+        signal(SIGTERM, on_signal);
+    }
     /* test hook: deliver SIGINT to ourselves after this many batches (tests/test_interrupt.py) */
     const char *sig_after = getenv("LOGITLENS_TEST_SIGINT_AFTER_BATCHES");
     int64_t sig_after_n = -1, n_batches = 0;
@@ -472,16 +486,19 @@ static ll_status run_ranks(run_ctx *r, ll_err *err) {
     return LL_OK;
 }
 
-/* A failed rank of a multi-rank run ends every rank: one line on stderr (from rank 0 when every rank failed
- * alike, e.g. on bad input: the others wait a moment for rank 0's abort first), then abort. */
+/* A failed rank of a multi-rank run ends every rank with one line on stderr: from rank 0 when every rank
+ * failed alike (bad input, a split that does not fit the model), since the others wait a moment for rank
+ * 0's abort first; else from the failing rank. Then the job is aborted (before the world communicator
+ * exists, this rank exits and the launcher ends the others). No output file is left. */
 static void run_fail_ranks(run_ctx *r, ll_status rc, const ll_err *err) {
-    if (!r->world_open || r->env.world < 2) return;
+    if (r->env.world < 2) return;
     if (r->env.rank != 0) sleep(2);
     fprintf(stderr, "logitlens run: rank %d of %d: %s\n", r->env.rank, r->env.world, err->msg);
     fflush(stderr);
-    ll_h5_abort(r->h5); /* no output file */
+    ll_h5_abort(r->h5);
     r->h5 = NULL;
-    r->world.comm->abort(r->world.comm, ll_status_exit_code(rc));
+    if (r->world_open) r->world.comm->abort(r->world.comm, ll_status_exit_code(rc));
+    _exit(ll_status_exit_code(rc));
 }
 
 ll_status ll_run_execute(ll_run_opts *o, ll_err *err) {

@@ -107,17 +107,24 @@ static ll_status saved_probs(ll_engine *e, const int64_t *probs_rows, int64_t ns
         return ll_fail(err, LL_ERR_BACKEND, "saved probabilities all-gather: %s", e->tp->err.msg);
     if (sh->tp_rank != 0) return LL_OK;
     CHECK(be->ops->download(be, e->h_probs, e->prob_gather, (size_t)(rows * w) * 2 * (size_t)sh->tp));
-    /* column j of the output belongs to the rank whose slice holds its id, at that rank's next local column */
-    int64_t next[LL_MAX_TP];
+    /* column j of the output belongs to the rank whose slice holds its id, at that rank's next local column;
+     * rank i's block is its [rows, n_i] result (n_i columns, packed) */
+    int64_t next[LL_MAX_TP], cnt[LL_MAX_TP];
     memset(next, 0, sizeof next);
-    for (int64_t j = 0; j < nv; j++) {
-        const int64_t id = e->o.probs_vocab ? e->o.probs_vocab[j] : j;
-        int owner = (int)((id * sh->tp + sh->tp - 1) / sh->vocab); /* first guess, then exact */
-        while (owner > 0 && (int64_t)owner * sh->vocab / sh->tp > id) owner--;
-        while (owner + 1 < sh->tp && (int64_t)(owner + 1) * sh->vocab / sh->tp <= id) owner++;
-        const uint16_t *src = e->h_probs + (size_t)owner * (size_t)(rows * w) + next[owner]++;
-        for (int64_t r = 0; r < rows; r++) e->r_probs[r * nv + j] = src[r * w];
-    }
+    memset(cnt, 0, sizeof cnt);
+    for (int pass = 0; pass < 2; pass++)
+        for (int64_t j = 0; j < nv; j++) {
+            const int64_t id = e->o.probs_vocab ? e->o.probs_vocab[j] : j;
+            int owner = (int)(id * sh->tp / sh->vocab); /* a first guess, then exact */
+            while (owner > 0 && (int64_t)owner * sh->vocab / sh->tp > id) owner--;
+            while (owner + 1 < sh->tp && (int64_t)(owner + 1) * sh->vocab / sh->tp <= id) owner++;
+            if (pass == 0) {
+                cnt[owner]++;
+                continue;
+            }
+            const uint16_t *src = e->h_probs + (size_t)owner * (size_t)(rows * w) + next[owner]++;
+            for (int64_t r = 0; r < rows; r++) e->r_probs[r * nv + j] = src[r * cnt[owner]];
+        }
     return LL_OK;
 }
 

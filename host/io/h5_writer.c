@@ -491,3 +491,5 @@ void ll_h5_abort(ll_h5_writer *w) {
     }
     H5Eclear2(H5E_DEFAULT);
 }
+
+const char *ll_h5_tmp_path(const ll_h5_writer *w) { return w ? w->tmp_path : NULL; }
