@@ -54,6 +54,10 @@ static inline void ll_comm_close(ll_comm *c) {
     if (c && c->close) c->close(c);
 }
 
+/* LOGITLENS_DEVICE_CHECK=1: a communicator over `inner` that checks every buffer is device memory of the
+ * checked CPU backend (host/dist/comm_check.c). Closing it leaves inner open. */
+ll_status ll_comm_check_wrap(ll_comm *inner, ll_comm **out);
+
 /* Module entry points (dlsym names), both extern "C":
  *   MPI:  ll_status ll_comm_mpi_init(ll_comm **out, ll_err *err): MPI_Init (thread level FUNNELED) and
  *         the world communicator; buffers are host memory (CPU backend).

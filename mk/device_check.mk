@@ -9,7 +9,7 @@
 
 DEVICE_CHECK_SUITES := tests/test_model_reference.py tests/test_lens_reference.py tests/test_prompts_input.py \
                        tests/test_lens_memory.py tests/test_interrupt.py tests/test_run_backend_flags.py \
-                       tests/test_gguf_models.py
+                       tests/test_gguf_models.py tests/test_ranks.py
 
 EXTRA_TESTS += test-device-check
 

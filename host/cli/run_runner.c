@@ -53,6 +53,7 @@ typedef struct run_ctx {
     ll_rank_env env;         /* this process's place in the launch (one rank without a launcher) */
     ll_world world;          /* the world communicator (opened when there are several ranks) */
     int world_open;
+    ll_comm *wc;             /* the world communicator the run uses (world.comm, or its device-check wrapper) */
     ll_comm *tpc;            /* the tensor-parallel group */
     ll_shard sh;             /* what this rank holds */
     ll_engine_opts eo;
@@ -67,7 +68,8 @@ static void run_free(run_ctx *r) {
     free(r->texts);
     ll_engine_free(r->eng);
     if (r->be) ll_weights_free(r->be, &r->w);
-    if (r->tpc && r->tpc != r->world.comm) ll_comm_close(r->tpc);
+    if (r->tpc && r->tpc != r->wc) ll_comm_close(r->tpc);
+    if (r->wc && r->wc != r->world.comm) ll_comm_close(r->wc);
     if (r->world_open) ll_world_close(&r->world); /* before the backend: NCCL needs its device */
     if (r->be) ll_backend_close(r->be);
     free(r->all_ids);
@@ -180,8 +182,8 @@ static ll_status run_allgather_host(run_ctx *r, const void *mine, size_t bytes, 
     if ((rc = be->ops->alloc(be, bytes, &d_send)) || (rc = be->ops->alloc(be, bytes * (size_t)r->env.world, &d_recv)) ||
         (rc = be->ops->upload(be, d_send, mine, bytes)))
         rc = ll_fail(err, rc, "%s", be->err.msg);
-    else if (r->world.comm->allgather(r->world.comm, be, d_recv, d_send, bytes))
-        rc = ll_fail(err, LL_ERR_BACKEND, "all-gather over the ranks: %s", r->world.comm->err.msg);
+    else if (r->wc->allgather(r->wc, be, d_recv, d_send, bytes))
+        rc = ll_fail(err, LL_ERR_BACKEND, "all-gather over the ranks: %s", r->wc->err.msg);
     else if ((rc = be->ops->download(be, all, d_recv, bytes * (size_t)r->env.world)))
         rc = ll_fail(err, rc, "%s", be->err.msg);
     if (d_send) be->ops->dealloc(be, d_send);
@@ -334,8 +336,8 @@ static ll_status run_stop_requested(run_ctx *r, int *stop, ll_err *err) {
     ll_status rc = be->ops->alloc(be, sizeof flag, (void **)&d);
     if (!rc) rc = be->ops->upload(be, d, &flag, sizeof flag);
     if (rc) rc = ll_fail(err, rc, "%s", be->err.msg);
-    else if (r->world.comm->allreduce_sum(r->world.comm, be, d, 1))
-        rc = ll_fail(err, LL_ERR_BACKEND, "sharing the stop flag: %s", r->world.comm->err.msg);
+    else if (r->wc->allreduce_sum(r->wc, be, d, 1))
+        rc = ll_fail(err, LL_ERR_BACKEND, "sharing the stop flag: %s", r->wc->err.msg);
     else if ((rc = be->ops->download(be, &flag, d, sizeof flag)))
         rc = ll_fail(err, rc, "%s", be->err.msg);
     if (d) be->ops->dealloc(be, d);
@@ -483,6 +485,10 @@ static ll_status run_ranks(run_ctx *r, ll_err *err) {
     if ((rc = ll_world_open(&r->env, r->be->ops->name, dev, o->rendezvous, o->comm_timeout, &r->world, err)))
         return rc;
     r->world_open = 1;
+    r->wc = r->world.comm;
+    const char *chk = getenv("LOGITLENS_DEVICE_CHECK");
+    if (chk && !strcmp(chk, "1") && ll_comm_check_wrap(r->world.comm, &r->wc))
+        return ll_fail(err, LL_ERR_NOMEM, "out of memory");
     return LL_OK;
 }
 
@@ -497,7 +503,7 @@ static void run_fail_ranks(run_ctx *r, ll_status rc, const ll_err *err) {
     fflush(stderr);
     ll_h5_abort(r->h5);
     r->h5 = NULL;
-    if (r->world_open) r->world.comm->abort(r->world.comm, ll_status_exit_code(rc));
+    if (r->world_open) r->wc->abort(r->wc, ll_status_exit_code(rc));
     _exit(ll_status_exit_code(rc));
 }
 
@@ -514,13 +520,13 @@ ll_status ll_run_execute(ll_run_opts *o, ll_err *err) {
     if ((rc = ll_weights_upload(r.be, r.mf, &r.sh, &r.w, err))) goto done;
     ll_engine_par par = {.shard = &r.sh};
     if (r.world_open) {
-        if (o->tp == r.env.world) r.tpc = r.world.comm;
-        else if (r.world.comm->split(r.world.comm, r.sh.pp_rank, r.sh.tp_rank, &r.tpc)) {
-            rc = ll_fail(err, LL_ERR_BACKEND, "forming the tensor-parallel groups: %s", r.world.comm->err.msg);
+        if (o->tp == r.env.world) r.tpc = r.wc;
+        else if (r.wc->split(r.wc, r.sh.pp_rank, r.sh.tp_rank, &r.tpc)) {
+            rc = ll_fail(err, LL_ERR_BACKEND, "forming the tensor-parallel groups: %s", r.wc->err.msg);
             goto done;
         }
         par.tp = r.tpc;
-        par.world = r.world.comm;
+        par.world = r.wc;
     }
     if ((rc = ll_engine_init(r.be, &r.mf->cfg, &r.w, &par, &r.pts, &r.eo, r.max_T, &r.eng, err))) goto done;
     r.t_run = ll_now();

@@ -124,7 +124,8 @@ static int wt(ll_backend *be, const char *op, const char *arg, const ll_wt *w, i
     }
     const region *r = find(ck(be), w->data);
     double bytes = (double)w->rows * (double)w->cols * (double)ll_dtype_size(w->dtype);
-    if (!r || !r->weight || (const char *)w->data != r->base || bytes > (double)r->size) {
+    /* a weight, or a view of rows of one (a tied unembedding's vocabulary slice) */
+    if (!r || !r->weight || (double)((const char *)w->data - r->base) + bytes > (double)r->size) {
         fail(be, op, "weight %s (%p, [%lld, %lld]) is not an uploaded weight of that size", arg, w->data,
              (long long)w->rows, (long long)w->cols);
         return 0;
@@ -392,4 +393,16 @@ ll_status ll_backend_check_wrap(ll_backend *be, ll_err *err) {
     be->ops = &g_check_ops;
     be->ctx = c;
     return LL_OK;
+}
+
+/* ---- communicators (host/dist/comm_check.c) ---- */
+
+int ll_backend_check_devbuf(ll_backend *be, const char *op, const char *arg, const void *p, size_t bytes) {
+    if (be->ops != &g_check_ops) return 1;
+    return dev(be, op, arg, p, (double)bytes);
+}
+
+void ll_backend_check_open(ll_backend *be, int open) {
+    if (be->ops != &g_check_ops) return;
+    protect_all(ck(be), open ? PROT_READ | PROT_WRITE : PROT_NONE);
 }
