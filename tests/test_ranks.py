@@ -229,3 +229,20 @@ def test_split_must_fit_the_model(ll):
                timeout=60)
     assert p.returncode == 2 and "--pp 4 is more stages than the 3 layers" in p.stderr, p.stderr
     assert os.listdir(d) == []
+
+
+def test_topk_wider_than_a_slice(ll):
+    """--topk 10 over a 13-id vocabulary split 4 ways (slices of 3 and 4 ids): each slice gives all it has."""
+    model = ll.synth(arch="llama", layers=2, d_model=32, heads=4, kv_heads=2, ffn=64, vocab=13, ctx=16)
+    d = ll.tmpdir("ranks-narrow")
+    args = ["run", "--model", model, "--tokens", "1,2,3,4,5,6", "--backend", "cpu", "--topk", 10, "--quiet",
+            "--threads", 1]
+    one, four = os.path.join(d, "one.h5"), os.path.join(d, "four.h5")
+    r = ll.run(args + ["--out", one])
+    assert r.rc == 0, r.describe()
+    p = mpirun(ll, 4, args + ["--out", four, "--tp", 4])
+    assert p.returncode == 0, p.stderr
+    a, b = read_result(one), read_result(four)
+    assert np.array_equal(a["topk_ids"], b["topk_ids"])
+    assert np.allclose(a["topk_probs"], b["topk_probs"], atol=1e-6)
+    assert np.array_equal(a["target_ranks"], b["target_ranks"])

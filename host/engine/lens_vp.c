@@ -98,15 +98,22 @@ ll_status ll_engine_vp_pass(ll_engine *e, const float *x, int64_t R, const int32
     }
     /* the pass over this rank's slice, with global target ids */
     CHECK(be->ops->upload(be, e->tgt_rows, tgt, (size_t)R * 4));
+    const int kk = k < V ? k : (int)V; /* a slice narrower than k gives all its ids */
     ll_lens_pass_args a = {.x = x, .wu = wu, .bu = bu, .zt = dv->zt, .target = e->tgt_rows, .R = R, .d = d, .V = V,
-                           .k = k, .lse = dv->lse, .entropy = dv->ent, .topk_ids = dv->ids, .topk_probs = dv->probs,
+                           .k = kk, .lse = dv->lse, .entropy = dv->ent, .topk_ids = dv->ids, .topk_probs = dv->probs,
                            .rank = dv->rank, .v0 = v0, .v_total = sh->vocab};
     CHECK(be->ops->lens_pass(be, &a));
     CHECK(be->ops->download(be, hv->lse, dv->lse, (size_t)R * 4));
     CHECK(be->ops->download(be, hv->ent, dv->ent, (size_t)R * 4));
     CHECK(be->ops->download(be, hv->rank, dv->rank, (size_t)R * 4));
-    CHECK(be->ops->download(be, hv->ids, dv->ids, (size_t)(R * k) * 4));
-    CHECK(be->ops->download(be, hv->probs, dv->probs, (size_t)(R * k) * 4));
+    CHECK(be->ops->download(be, hv->ids, dv->ids, (size_t)(R * kk) * 4));
+    CHECK(be->ops->download(be, hv->probs, dv->probs, (size_t)(R * kk) * 4));
+    if (kk < k) /* rows of kk entries to rows of k, padded with probability 0 (never chosen over a real id) */
+        for (int64_t r = R - 1; r >= 0; r--)
+            for (int j = k - 1; j >= 0; j--) {
+                hv->ids[r * k + j] = j < kk ? hv->ids[r * kk + j] : (int32_t)v0;
+                hv->probs[r * k + j] = j < kk ? hv->probs[r * kk + j] : 0.0f;
+            }
     if (hv->lse_own) memcpy(hv->lse_own, hv->lse, (size_t)R * 4);
     if (!split) return LL_OK;
     /* exchange the slices' row states and merge them */
