@@ -246,3 +246,37 @@ def test_topk_wider_than_a_slice(ll):
     assert np.array_equal(a["topk_ids"], b["topk_ids"])
     assert np.allclose(a["topk_probs"], b["topk_probs"], atol=1e-6)
     assert np.array_equal(a["target_ranks"], b["target_ranks"])
+
+
+# GGUF files split over ranks: quantized tensors dequantized then sliced, llama q/k rows put back in HF order
+# per head before the heads are split, GPT-2's transposed [q|k|v] rows split per head.
+GGUF_CASES = {
+    "gpt2-d64.Q5_0": (dict(arch="gpt2", layers=2, d_model=64, heads=2, vocab=301, ctx=32, dtype="f32"), "Q5_0",
+                      [(2, 1), (2, 2)]),
+    "llama-k.Q4_K_M": (dict(arch="llama", layers=2, d_model=256, heads=4, kv_heads=2, ffn=512, vocab=300, ctx=32,
+                            dtype="f32", tied=0, rope_scaling="llama3", rope_theta=500000),
+                       {"*": "Q4_K", "attn_v": "Q6_K", "ffn_down": "Q6_K", "token_embd": "Q8_0"}, [(2, 2), (4, 1)]),
+    "qwen2-d64-tied.Q8_0": (dict(arch="qwen2", layers=2, d_model=64, heads=4, kv_heads=2, ffn=128, vocab=301, ctx=32,
+                                 dtype="f32", qkv_bias=1, tied=1), "Q8_0", [(4, 1), (1, 2)]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(GGUF_CASES))
+def test_gguf_splits_equal_one_process(ll, name):
+    import gguf_convert as gc
+
+    opts, types, splits = GGUF_CASES[name]
+    hf = ll.synth(**opts)
+    d = ll.tmpdir("ranks-gguf-" + name)
+    path = os.path.join(d, "model.gguf")
+    gc.convert(hf, path, types)
+    pf = prompts_file(ll, opts["vocab"])
+    one = os.path.join(d, "one.h5")
+    r = ll.run(["run", "--model", path, "--prompts", pf, "--out", one] + RUN_ARGS, timeout=120)
+    assert r.rc == 0, r.describe()
+    for tp, pp in splits:
+        out = os.path.join(d, "tp%d-pp%d.h5" % (tp, pp))
+        p = mpirun(ll, tp * pp, ["run", "--model", path, "--prompts", pf, "--out", out, "--tp", tp, "--pp", pp]
+                   + RUN_ARGS)
+        assert p.returncode == 0, p.stderr[-3000:]
+        assert_same_result(one, out, "%s --tp %d --pp %d" % (name, tp, pp))
