@@ -91,6 +91,15 @@ ll_status ll_lens_out_alloc(ll_lens_out *o, int64_t T, int P, int k, int64_t d, 
                             int64_t nv, ll_err *err);
 void ll_lens_out_free(ll_lens_out *o);
 
+/* Bytes this rank handed to its communicators (payload, not what a ring algorithm puts on the wire). */
+typedef struct ll_engine_comm_stats {
+    double forward_allreduce; /* tensor parallel: attention and MLP partial sums */
+    double lens_exchange;     /* tensor parallel: target logits, row states, KL terms, saved probabilities */
+    double pipeline;          /* pipeline: residual rows between stages, KL terms to earlier stages, results */
+    int64_t tokens;           /* tokens forwarded so far */
+} ll_engine_comm_stats;
+void ll_engine_comm_stats_get(const ll_engine *e, ll_engine_comm_stats *out);
+
 /* The merge of a lens row's states over vocabulary slices (tensor parallelism), host arrays. packed:
  * [parts, R, LL_LENS_PACK_WORDS(k)] 32-bit words per slice and row: lse, entropy, rank (int32), top-k ids
  * (int32) [k], top-k probabilities [k], each over the slice alone. Out: per row the LSE over the union,

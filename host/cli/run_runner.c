@@ -547,6 +547,15 @@ ll_status ll_run_execute(ll_run_opts *o, ll_err *err) {
         free(kibs);
         goto done;
     }
+    if (!o->quiet && r.env.world > 1) { /* what rank 0 exchanged, against the forward pass's formula */
+        ll_engine_comm_stats cs;
+        ll_engine_comm_stats_get(r.eng, &cs);
+        const double tok = cs.tokens > 0 ? (double)cs.tokens : 1, layers = r.sh.layer1 - r.sh.layer0;
+        note(&r, "communication of rank 0 (payload): forward all-reduce %.0f bytes per token and layer (2 x d_model x "
+                 "4 = %lld with --tp > 1), lens exchange %.0f bytes per token, pipeline %.0f bytes per token",
+             layers > 0 ? cs.forward_allreduce / tok / layers : 0.0, (long long)(2 * r.mf->cfg.d_model * 4),
+             cs.lens_exchange / tok, cs.pipeline / tok);
+    }
     if (!o->quiet) {
         const double run_s = ll_now() - r.t_run;
         char peak[48 + 16 * LL_PEAK_LIST] = "", ranks[64] = "";

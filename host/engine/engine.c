@@ -285,3 +285,5 @@ void ll_lens_out_free(ll_lens_out *o) {
     free(o->probs);
     memset(o, 0, sizeof *o);
 }
+
+void ll_engine_comm_stats_get(const ll_engine *e, ll_engine_comm_stats *out) { *out = e->stats; }

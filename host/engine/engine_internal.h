@@ -71,6 +71,7 @@ struct ll_engine {
     float *r_hidden;      /* [P, T, d] when hidden states are saved */
     uint16_t *r_probs;    /* [P, max_probs_rows, nv] when probabilities are saved */
     float *r_lse_loc;     /* [max_T] this rank's own final-row LSE over its slice */
+    ll_engine_comm_stats stats;
 };
 
 /* y = norm(x) with the weights/kind of c (w: weight, b: bias or NULL). */

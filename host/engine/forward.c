@@ -83,6 +83,7 @@ static ll_status attn_block(ll_engine *e, const mb *u, int l, ll_err *err) {
     CHECK(be->ops->attention(be, e->att, q, k, v, &L, e->off, u->n_prompts, T));
     const ll_wt *ob = e->tp->rank == 0 ? LW(e, l, LL_LW_O_B) : NULL;
     CHECK(be->ops->matmul(be, e->a, e->att, LW(e, l, LL_LW_O), c->wlayout, ob, T, d, nq));
+    e->stats.forward_allreduce += e->tp->world > 1 ? (double)(T * d) * 4 : 0;
     if (e->tp->world > 1 && e->tp->allreduce_sum(e->tp, be, e->a, T * d))
         return ll_fail(err, LL_ERR_BACKEND, "layer %d attention all-reduce: %s", l, e->tp->err.msg);
     return LL_OK;
@@ -103,6 +104,7 @@ static ll_status mlp_block(ll_engine *e, const mb *u, int l, ll_err *err) {
     }
     const ll_wt *db = e->tp->rank == 0 ? LW(e, l, LL_LW_DOWN_B) : NULL;
     CHECK(be->ops->matmul(be, e->m, e->ff, LW(e, l, LL_LW_DOWN), c->wlayout, db, T, d, f));
+    e->stats.forward_allreduce += e->tp->world > 1 ? (double)(T * d) * 4 : 0;
     if (e->tp->world > 1 && e->tp->allreduce_sum(e->tp, be, e->m, T * d))
         return ll_fail(err, LL_ERR_BACKEND, "layer %d MLP all-reduce: %s", l, e->tp->err.msg);
     return LL_OK;
@@ -167,6 +169,7 @@ static ll_status stage_forward(ll_engine *e, const ll_batch *b, const mb *u, ll_
         CHECK(be->ops->add(be, x, e->m, T * d));
         if ((rc = capture(e, p->post[l], u, b->T, err))) return rc;
     }
+    e->stats.pipeline += sh->pp_rank + 1 < sh->pp ? (double)(T * d) * 4 : 0;
     if (sh->pp_rank + 1 < sh->pp && e->world->send(e->world, be, x, (size_t)(T * d) * 4, sh->rank + sh->tp))
         return ll_fail(err, LL_ERR_BACKEND, "sending the residual stream to rank %d: %s", sh->rank + sh->tp,
                        e->world->err.msg);
@@ -180,6 +183,7 @@ ll_status ll_engine_forward(ll_engine *e, const ll_batch *b, ll_err *err) {
     ll_status rc;
     for (int i = 0; i < n; i++)
         if ((rc = stage_forward(e, b, &ub[i], err))) return rc;
+    e->stats.tokens += b->T;
     if (e->sh.pp_rank + 1 < e->sh.pp) return LL_OK;
     return ll_engine_norm(e, e->xf, e->x, ll_weights_global(e->w, LL_GW_FINAL_NORM),
                           ll_weights_global(e->w, LL_GW_FINAL_NORM_B), b->T, err);

@@ -53,12 +53,14 @@ static ll_status final_terms(ll_engine *e, const ll_batch *b, ll_err *err) {
             }
             CHECK(be->ops->upload(be, e->u, e->h_u, (size_t)(T * d) * 4));
             CHECK(be->ops->upload(be, e->pb, pb, (size_t)T * 4));
+            e->stats.lens_exchange += (double)(T * d + T) * 4;
             if (e->tp->allreduce_sum(e->tp, be, e->u, T * d) || e->tp->allreduce_sum(e->tp, be, e->pb, T))
                 return ll_fail(err, LL_ERR_BACKEND, "lens KL terms all-reduce: %s", e->tp->err.msg);
             CHECK(be->ops->upload(be, e->ent_f, e->r_ent, (size_t)T * 4)); /* the merged H_final */
         }
         for (int s = 0; s + 1 < sh->pp; s++) {
             const int peer = s * sh->tp + sh->tp_rank;
+            e->stats.pipeline += (double)(T * d + 2 * T) * 4;
             if (e->world->send(e->world, be, e->u, (size_t)(T * d) * 4, peer) ||
                 e->world->send(e->world, be, e->pb, (size_t)T * 4, peer) ||
                 e->world->send(e->world, be, e->ent_f, (size_t)T * 4, peer))
@@ -103,6 +105,7 @@ static ll_status saved_probs(ll_engine *e, const int64_t *probs_rows, int64_t ns
         return LL_OK;
     }
     const int64_t w = e->nv_loc_max;
+    e->stats.lens_exchange += (double)(rows * w) * 2;
     if (e->tp->allgather(e->tp, be, e->prob_gather, e->probs, (size_t)(rows * w) * 2))
         return ll_fail(err, LL_ERR_BACKEND, "saved probabilities all-gather: %s", e->tp->err.msg);
     if (sh->tp_rank != 0) return LL_OK;

@@ -90,6 +90,7 @@ ll_status ll_engine_vp_pass(ll_engine *e, const float *x, int64_t R, const int32
         for (int64_t r = 0; r < R; r++)
             if (tl[r] < 0) hv->zt[r] = 0.0f;
         CHECK(be->ops->upload(be, dv->zt, hv->zt, (size_t)R * 4));
+        e->stats.lens_exchange += (double)R * 4;
         if (e->tp->allreduce_sum(e->tp, be, dv->zt, R))
             return ll_fail(err, LL_ERR_BACKEND, "lens target logits all-reduce: %s", e->tp->err.msg);
         CHECK(be->ops->download(be, hv->zt, dv->zt, (size_t)R * 4));
@@ -128,6 +129,7 @@ ll_status ll_engine_vp_pass(ll_engine *e, const float *x, int64_t R, const int32
         memcpy(&w[3 + k], hv->probs + r * k, (size_t)k * 4);
     }
     CHECK(be->ops->upload(be, e->gsend, pk, (size_t)(R * pw) * 4));
+    e->stats.lens_exchange += (double)(R * pw) * 4;
     if (e->tp->allgather(e->tp, be, e->grecv, e->gsend, (size_t)(R * pw) * 4))
         return ll_fail(err, LL_ERR_BACKEND, "lens row-state all-gather: %s", e->tp->err.msg);
     CHECK(be->ops->download(be, pk, e->grecv, (size_t)(R * pw) * 4 * (size_t)sh->tp));

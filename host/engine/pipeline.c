@@ -22,6 +22,7 @@ ll_status ll_engine_send_host(ll_engine *e, const void *buf, size_t bytes, int p
     for (size_t o = 0; o < bytes; o += e->xfer_bytes) {
         const size_t n = bytes - o < e->xfer_bytes ? bytes - o : e->xfer_bytes;
         CHECK(be->ops->upload(be, e->xfer, (const char *)buf + o, n));
+        e->stats.pipeline += (double)n;
         if (e->world->send(e->world, be, e->xfer, n, peer))
             return ll_fail(err, LL_ERR_BACKEND, "sending results to rank %d: %s", peer, e->world->err.msg);
     }
