@@ -20,7 +20,8 @@ static void usage(FILE *f) {
             "  show      print the per-layer table and the layer x position grid of a result file\n"
             "  inspect   describe a model directory: architecture, shapes, parameters, memory a run needs\n"
             "  synth     write a small random model in the Hugging Face layout\n"
-            "  tokenize  print the token ids and pieces of a text\n",
+            "  tokenize  print the token ids and pieces of a text\n"
+            "  plan      choose a tensor x pipeline split that fits a cluster's GPUs, from config.json alone\n",
             LL_VERSION);
 }
 
@@ -72,8 +73,9 @@ int main(int argc, char **argv) {
     else if (!strcmp(cmd, "inspect")) rc = ll_cmd_inspect(argc - 1, argv + 1);
     else if (!strcmp(cmd, "synth")) rc = ll_cmd_synth(argc - 1, argv + 1);
     else if (!strcmp(cmd, "tokenize")) rc = ll_cmd_tokenize(argc - 1, argv + 1);
+    else if (!strcmp(cmd, "plan")) rc = ll_cmd_plan(argc - 1, argv + 1);
     else {
-        fprintf(stderr, "logitlens: unknown command '%s' (expected run, show, inspect, synth or tokenize)\n", cmd);
+        fprintf(stderr, "logitlens: unknown command '%s' (expected run, show, inspect, synth, tokenize or plan)\n", cmd);
         rc = 2;
     }
     free(cl);
