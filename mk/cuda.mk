@@ -7,7 +7,8 @@
 # Without nvcc: nothing is built, and test-gpu / bench-gpu say why they skip.
 #
 #   make test-gpu    op-by-op comparison CUDA vs CPU (tests/gpu), then the model suite
-#                    (tests/gpu/run_models.sh); prints "test-gpu: skipped (reason)" without a GPU
+#                    (tests/gpu/run_models.sh); prints "test-gpu: skipped (reason)" only where there is
+#                    no GPU at all; a GPU the module cannot use (old driver, missing libraries) fails
 #   make sanitize-gpu  compute-sanitizer memcheck (op tests, one model run), racecheck and synccheck
 #                    (tests/gpu/sanitize.sh); skipped without a GPU or without compute-sanitizer
 #   make bench-gpu   lens benchmarks (bench/gpu); needs a GPU
@@ -18,13 +19,20 @@ CUDA_NVCC := $(strip $(NVCC))
 
 # Plain C, built with or without nvcc (mk/gpu_harness.mk runs them against a CPU stand-in module).
 # The probe only dlopens the module: it builds without the CPU backend and tells whether a GPU is usable.
-$(BUILD)/tests/gpu/cuda_probe: tests/gpu/cuda_probe.c include/ll_backend.h
+$(BUILD)/tests/gpu/cuda_probe: tests/gpu/cuda_probe.c tests/gpu/gpu_present.h include/ll_backend.h
 	@mkdir -p $(dir $@)
 	$(CC) -std=c11 -D_GNU_SOURCE -O2 -Wall -Wextra -Iinclude -o $@ $< -ldl
 
-$(BUILD)/tests/gpu/test_backend_ops: tests/gpu/test_backend_ops.c $(BUILD)/liblogitlens.a
+# test_backend_ops: the forward ops and main, the lens ops, and their shared harness.
+GPU_OPS_SRCS := tests/gpu/test_backend_ops.c tests/gpu/test_backend_lens.c tests/gpu/ops_harness.c
+$(BUILD)/tests/gpu/test_backend_ops: $(GPU_OPS_SRCS) tests/gpu/ops_harness.h tests/gpu/gpu_present.h $(BUILD)/liblogitlens.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/liblogitlens.a $(LDFLAGS) $(LDLIBS)
+	$(CC) $(CFLAGS) -o $@ $(GPU_OPS_SRCS) $(BUILD)/liblogitlens.a $(LDFLAGS) $(LDLIBS)
+
+# The lens tiling rule of the CUDA module (kernels/cuda/lens_tiling.h, plain C), unit-tested on the CPU.
+$(BUILD)/tests/gpu/test_lens_tiling: tests/gpu/test_lens_tiling.c kernels/cuda/lens_tiling.h include/ll_cuda_plan.h
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 -D_GNU_SOURCE -O2 -Wall -Wextra -Iinclude -Ikernels/cuda -o $@ $< -lm
 
 ifneq ($(CUDA_NVCC),)
 
@@ -56,7 +64,7 @@ $(CUDA_MODULE): $(CUDA_OBJS)
 test-gpu: $(CUDA_MODULE) $(BUILD)/tests/gpu/cuda_probe
 	@reason=$$($(BUILD)/tests/gpu/cuda_probe $(CUDA_MODULE) 2>&1); rc=$$?; \
 	if [ $$rc -eq 2 ]; then echo "test-gpu: skipped ($$reason)"; exit 0; fi; \
-	if [ $$rc -ne 0 ]; then echo "test-gpu: FAIL (probe: $$reason)"; exit 1; fi; \
+	if [ $$rc -ne 0 ]; then echo "test-gpu: FAILED: $$reason"; exit 1; fi; \
 	echo "test-gpu: $$reason"; \
 	$(MAKE) --no-print-directory all $(BUILD)/tests/gpu/test_backend_ops || exit 1; \
 	$(BUILD)/tests/gpu/test_backend_ops $(CUDA_MODULE) || exit 1; \
@@ -83,8 +91,11 @@ bench-gpu: all $(BUILD)/bench/gpu/bench_lens $(BUILD)/tests/gpu/cuda_probe
 
 else
 
-test-gpu:
-	@echo "test-gpu: skipped (nvcc not found: the CUDA module is not built; set NVCC=/path/to/nvcc)"
+# Without nvcc there is no module: a skip where there is no GPU, a failure where there is one.
+test-gpu: $(BUILD)/tests/gpu/cuda_probe
+	@gpu=$$($(BUILD)/tests/gpu/cuda_probe --gpu-present 2>&1); \
+	if [ $$? -eq 0 ]; then echo "test-gpu: FAILED: a GPU is present ($$gpu) but nvcc was not found, so the CUDA module is not built (set NVCC=/path/to/nvcc)"; exit 1; fi; \
+	echo "test-gpu: skipped (nvcc not found: the CUDA module is not built; set NVCC=/path/to/nvcc)"
 
 sanitize-gpu:
 	@echo "sanitize-gpu: skipped (nvcc not found: the CUDA module is not built; set NVCC=/path/to/nvcc)"

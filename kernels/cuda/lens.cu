@@ -5,15 +5,24 @@
  *   log-sum-exp state (m, S = sum e^(z-m), U = sum e^(z-m)(z-m)) merged with ll_lse_merge; the count
  *   of logits strictly above the target logit (the target id itself excluded); a running top-k.
  *   Finish: LSE = m + log S, H = log S - U/S (ll_lse_entropy), p_i = exp(z_i - LSE), rank = count.
+ * Vocabulary slices (ll_lens_pass_args.v0, v_total): W_U's row j is the global id v0 + j of a vocabulary
+ *   of v_total ids. Ids in the top-k and the comparison with the target are global; the bias is indexed
+ *   locally (it is the slice's). A target outside the slice counts every logit above zt; only the target
+ *   id itself, inside the slice, never counts. Targets >= v_total are rejected on the host side of the
+ *   launch: one small check kernel, a 16-byte copy back and a stream synchronization per call.
  * The [R x V] logits never exist: per row block and vocabulary tile, one cuBLAS GEMM writes
  *   z[rblock, vtile] (fp32) into a bounded buffer (<= LL_CUDA_LENS_TILE_BYTES, default 256 MiB), then
  *   the epilogue kernel reduces it. The launch sequence is 2 + tiles x (GEMM + epilogue) + 2 long,
  *   whatever the number of points: all points' rows go through together.
  * Precision: x is rounded once to W_U's dtype (BF16/F16: 16-bit GEMM operands, fp32 accumulation and
- *   output; F32: fp32 GEMM, TF32 only with allow_tf32). lens_target_logits rounds x the same way, so the
- *   target logit is the pass's up to summation order (fp32 ulps; TF32's rounding with allow_tf32): the
- *   rank may count exact near-ties of the target on either side. The bias is added in fp32
- *   in the epilogue. Statistics in fp32 with expf/logf (not the fast intrinsics).
+ *   output; F32: a plain fp32 GEMM, never TF32, whatever allow_tf32 says: TF32 is for the forward
+ *   matmuls; the KL terms, lens_target_logits and lens_kl use fp32 x . W_U, and TF32 logits here would
+ *   leave the final layer a KL of E_p[z_tf32 - z] (~1e-3 nats) with itself). lens_target_logits rounds x
+ *   the same way, so the target logit is the pass's up to summation order (fp32 ulps): the rank may
+ *   count exact near-ties of the target on either side. The bias is added in fp32 in the epilogue.
+ *   Statistics in fp32 with expf/logf (not the fast intrinsics).
+ * Tiling: lens_tiling.h (ll_cuda_lens_tiles): row blocks of at most min((2^31 - 1) / d, budget / 1024)
+ *   rows, equal in size; vtile = budget / rblock (128 .. 4096 columns).
  * Layout: x [R, d] fp32; W_U [V, d] as stored; tile buffer z [rblock, vtile] row-major fp32 (column-major
  *   [vtile, rblock] to cuBLAS: C = W_tile^T-op x^T). The running top-k lives in the outputs: topk_ids
  *   [R, k] and topk_probs [R, k] (holding logits until the finishing kernel turns them into
@@ -34,24 +43,23 @@
  *      value is high and most tiles of a row have no candidate at all.
  * Cost: k warp arg-max rounds (each re-reading the tile row) on the first tile of a row; large k
  *   (hundreds and more) makes the pass slow: use lens_probs for full distributions.
- * Preconditions: 1 <= k <= V; d, V and the row block fit the int arguments of cuBLAS; zt from
- *   lens_target_logits (NaN there, for a target outside [0, V), counts nothing: rank 0, probability NaN).
+ * Preconditions: 1 <= k <= V; 0 <= v0, v0 + V <= v_total <= INT32_MAX; d and V fit the int arguments of
+ *   cuBLAS; zt from lens_target_logits (a NaN zt counts nothing: rank 0).
  * Determinism: yes: fixed reduction trees, a fixed tile order, no atomics.
- * CPU reference: kernels/cpu (lens_pass, lens_target_logits); tests: tests/gpu/test_backend_ops.c
- *   ("lens_target_logits", "lens_pass", with tiles forced small so that several vocabulary tiles and
- *   row blocks are crossed), tests/gpu/run_models.sh (whole models, CUDA vs CPU). */
+ * CPU reference: kernels/cpu (lens_pass, lens_target_logits); tests: tests/gpu/test_backend_lens.c (run by
+ *   test_backend_ops: "lens_target_logits", "lens_pass", with tiles forced small so that several vocabulary tiles and
+ *   row blocks are crossed; "lens slice" for vocabulary slices; "lens tf32" with allow_tf32),
+ *   tests/gpu/test_lens_tiling.c (the tiling rule), tests/gpu/run_models.sh (whole models, CUDA vs CPU). */
 #include "cuda_common.cuh"
 
 #include <stdlib.h>
 
 /* ---- tiling ------------------------------------------------------------------------------------- */
 
-/* The tiling and each op's scratch request are in include/ll_cuda_plan.h, shared with the host's memory
- * planner (host/memplan.c). */
-size_t llc_lens_budget(void) { return ll_cuda_lens_budget(); }
-
-void llc_lens_plan(int64_t R, int64_t V, size_t bytes_per_elem, int64_t *rblock, int64_t *vtile) {
-    ll_cuda_lens_tiling(R, V, bytes_per_elem, ll_cuda_lens_budget(), rblock, vtile);
+/* The tiling and each lens op's scratch request are in lens_tiling.h (plain C, unit-tested on the CPU by
+ * tests/gpu/test_lens_tiling.c). */
+void llc_lens_plan(int64_t R, int64_t V, int64_t d, size_t bytes_per_elem, int64_t *rblock, int64_t *vtile) {
+    ll_cuda_lens_tiles(R, V, d, bytes_per_elem, ll_cuda_lens_budget(), rblock, vtile);
 }
 
 /* ---- per-row state -------------------------------------------------------------------------------- */
@@ -125,12 +133,15 @@ __device__ __forceinline__ int llc_warp_list_insert(float &lv, int32_t &li, int 
     return n < k ? n + 1 : k;
 }
 
-/* Reduces one vocabulary tile: rows r0 .. r0 + rows - 1 (one warp each), columns v0 .. v0 + ncols - 1.
- * Row i of the tile starts at z + i * ldz. bu: bias over the whole vocabulary or NULL. win_v/win_i:
- * [rows, wcap] scratch for the tile's winners, used only when k > 32. No block-level barrier: a warp
- * whose row is past the end returns at once. */
+/* Reduces one vocabulary tile: rows r0 .. r0 + rows - 1 (one warp each), local columns v0 .. v0 + ncols - 1
+ * of W_U, which are the global ids id0 .. id0 + ncols - 1 (id0 = the slice's first id + v0). Row i of the
+ * tile starts at z + i * ldz. bu: bias over W_U's rows (local index) or NULL. win_v/win_i: [rows, wcap]
+ * scratch for the tile's winners, used only when k > 32.
+ * Launch: ceil(rows / 8) blocks of 256 threads, one warp per row, no shared memory, no block-level
+ * barrier: a warp whose row is past the end returns at once. */
 __global__ void __launch_bounds__(LLC_LENS_THREADS)
-llc_lens_epilogue_kernel(const float *__restrict__ z, int64_t ldz, int ncols, int64_t v0, int64_t r0, int64_t rows,
+llc_lens_epilogue_kernel(const float *__restrict__ z, int64_t ldz, int ncols, int64_t v0, int64_t id0, int64_t r0,
+                         int64_t rows,
                          const void *__restrict__ bu, int bdt, const float *__restrict__ zt,
                          const int32_t *__restrict__ target, int k, llc_lens_row *__restrict__ st,
                          int32_t *__restrict__ topk_ids, float *__restrict__ topk_vals, float *__restrict__ win_v,
@@ -156,7 +167,7 @@ llc_lens_epilogue_kernel(const float *__restrict__ z, int64_t ldz, int ncols, in
     for (int c = lane; c < ncols; c += 32) {
         float x = zr[c];
         if (bu) x += llc_load(bu, bdt, v0 + c);
-        const int32_t id = (int32_t)(v0 + c);
+        const int32_t id = (int32_t)(id0 + c);
         if (tg >= 0 && x > ztr && id != tg) above++;
         if (x == x && (!full || llc_before(x, id, thr_v, thr_i))) ncand++;
         if (x != x) {
@@ -219,7 +230,7 @@ llc_lens_epilogue_kernel(const float *__restrict__ z, int64_t ldz, int ncols, in
         for (int c = lane; c < ncols; c += 32) {
             float x = zr[c];
             if (bu) x += llc_load(bu, bdt, v0 + c);
-            const int32_t id = (int32_t)(v0 + c);
+            const int32_t id = (int32_t)(id0 + c);
             const bool cand = x == x && (!full || llc_before(x, id, thr_v, thr_i));
             if (cand && (pi < 0 || llc_before(pv, pi, x, id)) && llc_before(x, id, bv, bi)) {
                 bv = x;
@@ -316,13 +327,48 @@ __global__ void llc_lens_finish_topk_kernel(const llc_lens_row *__restrict__ st,
     }
 }
 
+/* The target check: res[0] = the first row r with target[r] >= vtot (R if none), res[1] = its target.
+ * Launch: one block of 1024 threads (grid-stride over the rows), then a fixed-order min reduction
+ * (shuffles, 32 int64 of shared memory): deterministic, no atomics. A few microseconds for 10^6 rows. */
+#define LLC_CHECK_THREADS 1024
+__global__ void __launch_bounds__(LLC_CHECK_THREADS)
+llc_lens_target_check_kernel(const int32_t *__restrict__ target, int64_t R, int64_t vtot, int64_t *__restrict__ res) {
+    __shared__ int64_t red[32];
+    int64_t first = R;
+    for (int64_t r = threadIdx.x; r < R; r += blockDim.x)
+        if (target[r] >= vtot) {
+            first = r; /* the smallest of this thread's rows: r only grows */
+            break;
+        }
+    for (int o = 16; o > 0; o >>= 1) {
+        const int64_t t = __shfl_xor_sync(0xffffffffu, first, o);
+        first = t < first ? t : first;
+    }
+    if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = first;
+    __syncthreads();
+    if (threadIdx.x < 32) {
+        first = threadIdx.x < (blockDim.x >> 5) ? red[threadIdx.x] : R;
+        for (int o = 16; o > 0; o >>= 1) {
+            const int64_t t = __shfl_xor_sync(0xffffffffu, first, o);
+            first = t < first ? t : first;
+        }
+        if (threadIdx.x == 0) {
+            res[0] = first;
+            res[1] = first < R ? (int64_t)target[first] : -1;
+        }
+    }
+}
+
 ll_status llc_lens_pass(ll_backend *be, const ll_lens_pass_args *a) {
     const char *op = "lens_pass";
     LLC_REQUIRE(be, op, a && a->x && a->wu && a->wu->data && a->zt && a->target);
     LLC_REQUIRE(be, op, a->lse && a->entropy && a->topk_ids && a->topk_probs && a->rank);
     LLC_REQUIRE(be, op, a->R >= 0 && a->d > 0 && a->V > 0 && a->k >= 1 && a->k <= a->V);
     LLC_REQUIRE(be, op, a->wu->rows == a->V && a->wu->cols == a->d && llc_dtype_valid(a->wu->dtype));
-    LLC_REQUIRE(be, op, a->V <= INT32_MAX && a->R * (int64_t)a->k <= INT64_MAX / 8);
+    LLC_REQUIRE(be, op, a->V <= INT32_MAX && a->d <= INT32_MAX && a->R * (int64_t)a->k <= INT64_MAX / 8);
+    /* the vocabulary slice: W_U's rows are the global ids [v0, v0 + V) of [0, vtot) */
+    const int64_t vbase = a->v0, vtot = a->v_total > 0 ? a->v_total : a->V;
+    LLC_REQUIRE(be, op, vbase >= 0 && vbase + a->V <= vtot && vtot <= INT32_MAX);
     const int has_b = a->bu && a->bu->data;
     if (has_b) LLC_REQUIRE(be, op, a->bu->rows * a->bu->cols == a->V && llc_dtype_valid(a->bu->dtype));
     if (a->R == 0) return LL_OK;
@@ -332,7 +378,8 @@ ll_status llc_lens_pass(ll_backend *be, const ll_lens_pass_args *a) {
     const ll_dtype wdt = a->wu->dtype;
 
     int64_t rb, vt;
-    llc_lens_plan(R, V, sizeof(float), &rb, &vt);
+    llc_lens_plan(R, V, d, sizeof(float), &rb, &vt);
+    LLC_REQUIRE(be, op, rb * d <= LL_CUDA_LENS_ELEMS_MAX && rb * vt <= LL_CUDA_LENS_ELEMS_MAX);
     const size_t xb_bytes = wdt == LL_DTYPE_F32 ? 0 : (size_t)R * (size_t)d * 2;
     const size_t st_bytes = (size_t)R * sizeof(llc_lens_row);
     const size_t z_bytes = (size_t)rb * (size_t)vt * sizeof(float);
@@ -341,7 +388,8 @@ ll_status llc_lens_pass(ll_backend *be, const ll_lens_pass_args *a) {
     const size_t w_bytes = (size_t)rb * (size_t)wcap * sizeof(float);
     void *scr = NULL;
     const size_t need = llc_align_up(xb_bytes) + llc_align_up(st_bytes) + llc_align_up(z_bytes) + 2 * llc_align_up(w_bytes);
-    LLC_REQUIRE(be, op, need == ll_cuda_lens_pass_scratch(R, d, V, a->k, wdt != LL_DTYPE_F32, ll_cuda_lens_budget()));
+    LLC_REQUIRE(be, op, need == ll_cuda_lens_pass_need(R, d, V, a->k, wdt != LL_DTYPE_F32, ll_cuda_lens_budget()));
+    LLC_REQUIRE(be, op, z_bytes >= 2 * sizeof(int64_t)); /* the target check's result goes through z */
     LLC_TRY(llc_scratch(be, op, need, &scr));
     char *cur = (char *)scr;
     void *xb = xb_bytes ? llc_carve(&cur, xb_bytes) : NULL;
@@ -349,6 +397,19 @@ ll_status llc_lens_pass(ll_backend *be, const ll_lens_pass_args *a) {
     float *z = (float *)llc_carve(&cur, z_bytes);
     float *win_v = w_bytes ? (float *)llc_carve(&cur, w_bytes) : NULL;
     int32_t *win_i = w_bytes ? (int32_t *)llc_carve(&cur, w_bytes) : NULL;
+
+    /* targets are global ids of [0, vtot) or negative (none); the CPU backend rejects others, and so do we
+     * (the tile buffer holds the check's result until the first GEMM overwrites it) */
+    {
+        int64_t res[2] = {R, -1};
+        llc_lens_target_check_kernel<<<1, LLC_CHECK_THREADS, 0, c->stream>>>(a->target, R, vtot, (int64_t *)z);
+        LLC_LAUNCHED(be, op);
+        LLC_CUDA(be, op, cudaMemcpyAsync(res, z, sizeof res, cudaMemcpyDeviceToHost, c->stream));
+        LLC_CUDA(be, op, cudaStreamSynchronize(c->stream));
+        if (res[0] < R)
+            return llc_fail(be, LL_ERR_INPUT, "cuda lens_pass: target id %lld of row %lld is outside the vocabulary [0, %lld)",
+                            (long long)res[1], (long long)res[0], (long long)vtot);
+    }
 
     if (xb) LLC_TRY(llc_cast_from_f32(be, op, xb, wdt, a->x, R * d));
     const void *xg = xb ? xb : (const void *)a->x;
@@ -363,12 +424,12 @@ ll_status llc_lens_pass(ll_backend *be, const ll_lens_pass_args *a) {
         for (int64_t v0 = 0; v0 < V; v0 += vt) {
             const int64_t cols = V - v0 < vt ? V - v0 : vt;
             const void *wt = (const char *)a->wu->data + (size_t)v0 * (size_t)d * esz;
-            /* z^T [cols, rows] (col-major, ld vt) = W_tile [cols, d] . x^T [d, rows] */
-            LLC_TRY(llc_gemm(be, op, CUBLAS_OP_T, CUBLAS_OP_N, cols, rows, d, wt, d, xr, d, wdt, z, vt, 0.0f,
-                             c->allow_tf32));
+            /* z^T [cols, rows] (col-major, ld vt) = W_tile [cols, d] . x^T [d, rows]; plain fp32 for F32 W_U
+             * (tf32 = 0: see Precision above) */
+            LLC_TRY(llc_gemm(be, op, CUBLAS_OP_T, CUBLAS_OP_N, cols, rows, d, wt, d, xr, d, wdt, z, vt, 0.0f, 0));
             llc_lens_epilogue_kernel<<<(unsigned)((rows + wpb - 1) / wpb), LLC_LENS_THREADS, 0, c->stream>>>(
-                z, vt, (int)cols, v0, r0, rows, has_b ? a->bu->data : NULL, has_b ? (int)a->bu->dtype : 0, a->zt,
-                a->target, a->k, st, a->topk_ids, a->topk_probs, win_v, win_i, (int)wcap);
+                z, vt, (int)cols, v0, vbase + v0, r0, rows, has_b ? a->bu->data : NULL, has_b ? (int)a->bu->dtype : 0,
+                a->zt, a->target, a->k, st, a->topk_ids, a->topk_probs, win_v, win_i, (int)wcap);
             LLC_LAUNCHED(be, op);
         }
     }

@@ -2,39 +2,45 @@
  *
  * Math (LENS-MATH.md, "KL to the final layer"):
  *   lens_expect: for the final layer's rows, p(t, v) = exp(z(t, v) - lse[t]) with the pass's own logits
- *     z = W_U round(xf) + b, then u[t, :] = sum_v p(t, v) W_U[v, :] and pb[t] = sum_v p(t, v) b[v], both
- *     divided at the end by the computed sum_v p(t, v) (as the CPU does), so the rounding of lse does not
- *     scale them.
+ *     z = W_U round(xf) + b, then u[t, :] = sum_v p'(t, v) W_U[v, :] and pb[t] = sum_v p'(t, v) b[v], both
+ *     divided at the end by sum_v p'(t, v) (as the CPU does), so the rounding of lse does not scale them.
+ *     p' is p exactly as the u GEMM consumes it: p itself for F32 W_U, p_hi + p_lo for 16-bit W_U (below).
+ *     All three sums use the same p', so u, pb and their normalization are one distribution: summing the
+ *     unsplit p into the normalizer while the GEMM weighs W_U by p_hi + p_lo biased x . u by
+ *     ~2^-18 |z_top| (~1.5e-4 nats of final-layer KL at |z| ~ 40).
  *   lens_kl: kl[r] = -hf[t] - (round(x[r]) . u[t] + pb[t]) + lse[r], t = r % T, clamped at >= 0
  *     (a NaN stays NaN: ll_kl_finish, shared with the CPU). With the same rounding of x as the pass, sum_v p_f z_l = round(x_l) . u + pb
  *     exactly up to fp32 arithmetic, so the final layer's KL is 0 to ~1e-6 nats, not to the size of the
  *     rounding of x. The rounding dtype is that of the unembedding wu passed in (the one the pass and
  *     lens_expect used).
  *   lens_probs: out[r, j] = float16(exp(z(r, id_j) - lse[r])), id_j = vsel[j] (or j without vsel).
- * Tiling: as lens_pass (lens.cu): row blocks x vocabulary tiles, each tile's logits from one cuBLAS GEMM
- *   into a bounded fp32 buffer. lens_expect then turns the tile into probabilities and accumulates
+ * Tiling: as lens_pass (lens.cu, lens_tiling.h): row blocks x vocabulary tiles, each tile's logits from one
+ *   cuBLAS GEMM into a bounded fp32 buffer. lens_expect then turns the tile into probabilities and accumulates
  *   u += P_tile W_tile with a second GEMM (beta = 1): [rows, cols] x [cols, d].
- * Precision: logits as in lens_pass. For BF16/F16 W_U the probabilities enter the u GEMM as two 16-bit
+ * Precision: logits as in lens_pass: plain fp32 for F32 W_U, never TF32 (allow_tf32 is for the forward
+ *   matmuls; lens_kl's x . u is fp32, so TF32 logits here would not cancel against it). For BF16/F16 W_U the probabilities enter the u GEMM as two 16-bit
  *   matrices p_hi = round(p), p_lo = round(p - p_hi) (two GEMMs, fp32 accumulation): p keeps ~16
  *   significant bits instead of 8, W_U is used exactly as stored, and the tensor cores still do the
  *   work. For F16 the split is of 2^15 p (undone when u is normalized): F16's exponent range would
  *   otherwise flush every p below 2^-25 to zero, losing ~1e-4 of the mass of peaked rows. For F32 W_U, one fp32 GEMM (never TF32 here: u feeds a difference of quantities tens of nats
  *   large). pb accumulates in fp32; lens_kl's dot product and final sum in double, as on the CPU.
- * Launch: probability kernels: one block of 256 threads per row of the row block, threads striding over
- *   the tile's columns, pb's tile sum through a block reduction (32 floats of shared memory). lens_kl:
+ * Launch: probability kernel: one block of 256 threads per row of the row block, threads striding over
+ *   the tile's columns, the tile's sums of p' and p' b through block reductions (32 floats of shared memory). lens_kl:
  *   one warp per row (grid-stride). Gather and output kernels: grid-stride loops, int64 indices.
  * Preconditions: lse[t] finite for the rows used (from lens_pass); vsel ids in [0, V) (others give NaN
  *   in their column, the only way the device can report them); u does not alias xf.
  * Determinism: yes (no atomics; pb's per-tile sums are added in tile order by one thread).
- * CPU reference: kernels/cpu (lens_expect, lens_kl, lens_probs); tests: tests/gpu/test_backend_ops.c
- *   ("lens_expect", "lens_kl" including the final layer against itself, "lens_probs" with and without
- *   vsel), tests/gpu/run_models.sh. */
+ * CPU reference: kernels/cpu (lens_expect, lens_kl, lens_probs); tests: tests/gpu/test_backend_lens.c (run
+ *   by test_backend_ops: "lens_expect", "lens_kl" including the final layer against itself within 1e-6 of
+ *   its largest logit, "lens_probs" with and without vsel, "lens tf32"), tests/gpu/run_models.sh. */
 #include "cuda_common.cuh"
 
 #define LLC_EXPECT_F16_SCALE 32768.0f /* 2^15: exact to multiply and divide by */
 
-/* p = exp(z + b - lse) for a tile: rows r0.. (grid.x of them), columns v0 .. v0 + ncols - 1.
- * Writes p as hi/lo 16-bit pairs (phi/plo non-NULL, dtype dt) or in place as fp32. */
+/* p = exp(z + b - lse) for a tile: rows r0.. (grid.x of them), columns v0 .. v0 + ncols - 1 (z row-major,
+ * row i at z + i * ldz; phi/plo alike). Writes p as hi/lo 16-bit pairs (phi/plo non-NULL, dtype dt) or in
+ * place as fp32, and adds the tile's sum_v p' and sum_v p' b[v] to psum[r] and pb[r], where p' is the value
+ * the u GEMM will use (hi + lo, unscaled; p for fp32). Launch: one 256-thread block per row. */
 __global__ void __launch_bounds__(LLC_THREADS)
 llc_expect_prob_kernel(float *__restrict__ z, int64_t ldz, int ncols, int64_t v0, int64_t r0,
                        const void *__restrict__ bu, int bdt, const float *__restrict__ lse, uint16_t *__restrict__ phi,
@@ -47,24 +53,28 @@ llc_expect_prob_kernel(float *__restrict__ z, int64_t ldz, int ncols, int64_t v0
     for (int c = threadIdx.x; c < ncols; c += blockDim.x) {
         const float b = bu ? llc_load(bu, bdt, v0 + c) : 0.0f;
         const float p = expf(zr[c] + b - l);
-        sb += p * b;
-        sp += p;
+        float pu = p; /* p as the u GEMM uses it */
         if (phi) {
             uint16_t h, lo;
             if (dt == LL_DTYPE_BF16) {
                 h = ll_f32_to_bf16(p);
                 lo = ll_f32_to_bf16(p - ll_bf16_to_f32(h));
+                pu = ll_bf16_to_f32(h) + ll_bf16_to_f32(lo); /* exact: 8 + 8 significant bits */
             } else { /* F16: p scaled by 2^15 first (<= 32768 < 65504), so that p down to ~2^-39 stays
                       * representable instead of flushing below F16's smallest subnormal, 2^-24 */
                 const float ps = p * LLC_EXPECT_F16_SCALE;
                 h = ll_f32_to_f16(ps);
                 lo = ll_f32_to_f16(ps - ll_f16_to_f32(h));
+                /* exact: 11 + 11 significant bits within 22 binary places; the 2^-15 is a power of two */
+                pu = (ll_f16_to_f32(h) + ll_f16_to_f32(lo)) * (1.0f / LLC_EXPECT_F16_SCALE);
             }
             phi[i * ldz + c] = h;
             plo[i * ldz + c] = lo;
         } else {
             zr[c] = p;
         }
+        sb += pu * b;
+        sp += pu;
     }
     sp = llc_block_sum(sp, red);
     if (threadIdx.x == 0) psum[r0 + i] += sp;
@@ -74,9 +84,9 @@ llc_expect_prob_kernel(float *__restrict__ z, int64_t ldz, int ncols, int64_t v0
     }
 }
 
-/* u[t, :] /= uscale psum[t], pb[t] /= psum[t]: p normalized by its own computed sum, so that the rounding
+/* u[t, :] /= uscale psum[t], pb[t] /= psum[t]: p' normalized by its own computed sum, so that the rounding
  * of the fp32 lse (~1e-7 relative of a value of tens) does not scale u and pb; uscale undoes the F16
- * split's scaling of p (1 otherwise). */
+ * split's scaling of p (1 otherwise). u [T, d] row-major; grid-stride over its elements (int64). */
 __global__ void llc_expect_norm_kernel(float *__restrict__ u, float *__restrict__ pb, const float *__restrict__ psum,
                                        int64_t T, int64_t d, float uscale) {
     const int64_t n = T * d;
@@ -92,7 +102,8 @@ ll_status llc_lens_expect(ll_backend *be, float *u, float *pb, const float *xf, 
                           const float *lse, int64_t T, int64_t d, int64_t V) {
     const char *op = "lens_expect";
     LLC_REQUIRE(be, op, u && pb && xf && wu && wu->data && lse && T >= 0 && d > 0 && V > 0);
-    LLC_REQUIRE(be, op, wu->rows == V && wu->cols == d && llc_dtype_valid(wu->dtype) && V <= INT32_MAX);
+    LLC_REQUIRE(be, op, wu->rows == V && wu->cols == d && llc_dtype_valid(wu->dtype) && V <= INT32_MAX &&
+                            d <= INT32_MAX);
     const int has_b = bu && bu->data;
     if (has_b) LLC_REQUIRE(be, op, bu->rows * bu->cols == V && llc_dtype_valid(bu->dtype));
     LLC_TRY(llc_enter(be, op));
@@ -102,14 +113,15 @@ ll_status llc_lens_expect(ll_backend *be, float *u, float *pb, const float *xf, 
     const int half = wdt != LL_DTYPE_F32;
 
     int64_t rb, vt;
-    llc_lens_plan(T, V, half ? sizeof(float) + 2 * sizeof(uint16_t) : sizeof(float), &rb, &vt);
+    llc_lens_plan(T, V, d, half ? sizeof(float) + 2 * sizeof(uint16_t) : sizeof(float), &rb, &vt);
+    LLC_REQUIRE(be, op, rb * d <= LL_CUDA_LENS_ELEMS_MAX && rb * vt <= LL_CUDA_LENS_ELEMS_MAX);
     const size_t xb_bytes = half ? (size_t)T * (size_t)d * 2 : 0;
     const size_t z_bytes = (size_t)rb * (size_t)vt * sizeof(float);
     const size_t p_bytes = half ? (size_t)rb * (size_t)vt * sizeof(uint16_t) : 0;
     const size_t s_bytes = (size_t)T * sizeof(float);
     void *scr = NULL;
     const size_t need = llc_align_up(xb_bytes) + llc_align_up(z_bytes) + 2 * llc_align_up(p_bytes) + llc_align_up(s_bytes);
-    LLC_REQUIRE(be, op, need == ll_cuda_lens_expect_scratch(T, d, V, half, ll_cuda_lens_budget()));
+    LLC_REQUIRE(be, op, need == ll_cuda_lens_expect_need(T, d, V, half, ll_cuda_lens_budget()));
     LLC_TRY(llc_scratch(be, op, need, &scr));
     char *cur = (char *)scr;
     float *psum = (float *)llc_carve(&cur, s_bytes);
@@ -132,8 +144,8 @@ ll_status llc_lens_expect(ll_backend *be, float *u, float *pb, const float *xf, 
         for (int64_t v0 = 0; v0 < V; v0 += vt) {
             const int64_t cols = V - v0 < vt ? V - v0 : vt;
             const void *wt = (const char *)wu->data + (size_t)v0 * (size_t)d * esz;
-            LLC_TRY(llc_gemm(be, op, CUBLAS_OP_T, CUBLAS_OP_N, cols, rows, d, wt, d, xr, d, wdt, z, vt, 0.0f,
-                             c->allow_tf32));
+            /* logits as in lens_pass: plain fp32 for F32 W_U (tf32 = 0) */
+            LLC_TRY(llc_gemm(be, op, CUBLAS_OP_T, CUBLAS_OP_N, cols, rows, d, wt, d, xr, d, wdt, z, vt, 0.0f, 0));
             llc_expect_prob_kernel<<<(unsigned)rows, LLC_THREADS, 0, c->stream>>>(
                 z, vt, (int)cols, v0, t0, has_b ? bu->data : NULL, has_b ? (int)bu->dtype : 0, lse, phi, plo,
                 (int)wdt, pb, psum);
@@ -236,13 +248,14 @@ ll_status llc_lens_probs(ll_backend *be, uint16_t *out, const float *x, const ll
     const size_t esz = llc_dtype_size(wdt);
 
     int64_t rb, vt;
-    llc_lens_plan(R, nv, sizeof(float), &rb, &vt);
+    llc_lens_plan(R, nv, d, sizeof(float), &rb, &vt);
+    LLC_REQUIRE(be, op, rb * d <= LL_CUDA_LENS_ELEMS_MAX && rb * vt <= LL_CUDA_LENS_ELEMS_MAX);
     const size_t xb_bytes = wdt != LL_DTYPE_F32 ? (size_t)R * (size_t)d * 2 : 0;
     const size_t z_bytes = (size_t)rb * (size_t)vt * sizeof(float);
     const size_t wg_bytes = vsel ? (size_t)vt * (size_t)d * esz : 0;
     void *scr = NULL;
     const size_t need = llc_align_up(xb_bytes) + llc_align_up(z_bytes) + llc_align_up(wg_bytes);
-    LLC_REQUIRE(be, op, need == ll_cuda_lens_probs_scratch(R, d, nv, esz, vsel != NULL, ll_cuda_lens_budget()));
+    LLC_REQUIRE(be, op, need == ll_cuda_lens_probs_need(R, d, nv, esz, vsel != NULL, ll_cuda_lens_budget()));
     LLC_TRY(llc_scratch(be, op, need, &scr));
     char *cur = (char *)scr;
     void *xb = xb_bytes ? llc_carve(&cur, xb_bytes) : NULL;
@@ -266,8 +279,7 @@ ll_status llc_lens_probs(ll_backend *be, uint16_t *out, const float *x, const ll
             } else {
                 wt = (const char *)wu->data + (size_t)j0 * (size_t)d * esz;
             }
-            LLC_TRY(llc_gemm(be, op, CUBLAS_OP_T, CUBLAS_OP_N, cols, rows, d, wt, d, xr, d, wdt, z, vt, 0.0f,
-                             c->allow_tf32));
+            LLC_TRY(llc_gemm(be, op, CUBLAS_OP_T, CUBLAS_OP_N, cols, rows, d, wt, d, xr, d, wdt, z, vt, 0.0f, 0));
             llc_probs_out_kernel<<<llc_grid(c, rows * cols), LLC_THREADS, 0, c->stream>>>(
                 out, nv, z, vt, rows, cols, r0, j0, vsel, V, has_b ? bu->data : NULL, has_b ? (int)bu->dtype : 0, lse);
             LLC_LAUNCHED(be, op);

@@ -10,12 +10,13 @@
 #   - top-k probabilities, target probabilities, saved probability rows: |cuda - cpu| <= P_TOL;
 #   - entropy and KL: |cuda - cpu| <= H_TOL + H_TOL * |cpu|;
 #   - target log-probabilities: like entropy; target ranks: -1 on both or neither, and within 1 + s V
-#     of each other (s: 0 for f32, 2e-3 for f16/tf32, 2e-2 for bf16: the share of the vocabulary whose
-#     logits lie within the dtype's logit error of the target's).
+#     of each other (s: 0 for f32, 2e-3 for f16, 4e-3 for tf32 and f16w, 2e-2 for bf16: the share of the
+#     vocabulary whose logits lie within the dtype's logit error of the target's).
 # Bounds by storage dtype (reasons): f32: the two backends differ only in summation order (1e-3 leaves
 # room for a few layers of amplification); f16: CUDA rounds every matmul's activations to f16
 # (2^-11); bf16: to bf16 (2^-8), so logits move by ~1e-2 after a few layers; f32 with --tf32 on CUDA:
-# products of 10-bit mantissas, the f16 bounds.
+# the forward matmuls' products of 10-bit mantissas (both operands rounded: the rank slack of f16w), the lens
+# itself in fp32 (so the final point's KL with itself is ~0 as for f32).
 # GGUF models (names ending in -gguf-TYPE; BF16 is compared at the bf16 bounds, its q/k rows reordered on the
 # host and uploaded as bf16): the synthesized model converted by tests/gguf_convert.py with
 # every matrix in TYPE; the CUDA backend receives the dequantized tensors as f16 (docs/gguf.md) and rounds
@@ -142,7 +143,7 @@ if "probs" in c:
     close("probs", P_TOL)
 rc, rg = c["target_ranks"][...].astype(np.int64), g["target_ranks"][...].astype(np.int64)
 V = int(c.attrs["vocab_size"])
-RANK_SLACK = 1 + {"f32": 0.0, "f16": 2e-3, "f16w": 4e-3, "tf32": 2e-3, "bf16": 2e-2}[dtype] * V  # logits within the error
+RANK_SLACK = 1 + {"f32": 0.0, "f16": 2e-3, "f16w": 4e-3, "tf32": 4e-3, "bf16": 2e-2}[dtype] * V  # logits within the error
 if ((rc < 0) != (rg < 0)).any():
     i = tuple(np.argwhere((rc < 0) != (rg < 0))[0])
     fail(f"target_ranks at {i}: cpu {rc[i]}, cuda {rg[i]} (a target on one backend only)")
