@@ -68,18 +68,18 @@ typedef struct ll_lens_pass_args {
     const int32_t *target; /* [R] target id per row, -1 for none */
     int64_t R, d, V;     /* V: rows of wu (the slice this rank holds under vocabulary parallelism) */
     int k;               /* top-k, 1 <= k <= V */
-    /* Vocabulary parallelism: wu (and bu) hold the global ids [v0, v0 + V) of a vocabulary of v_total ids
-     * (v_total = 0 means V, v0 = 0: the whole vocabulary). target ids are global and checked against
-     * v_total; a target outside [v0, v0 + V) is still a target: every logit of the slice above zt counts
-     * (only the target id itself never counts). topk_ids are global ids. lse, entropy and topk_probs are
-     * those of the slice alone (softmax over the slice); the caller merges slices (docs/scale-out.md). */
-    int64_t v0, v_total;
     /* outputs, backend memory */
     float *lse;          /* [R] log-sum-exp of the row's logits */
     float *entropy;      /* [R] nats */
     int32_t *topk_ids;   /* [R, k] descending by probability; ties: smaller id first */
     float *topk_probs;   /* [R, k] */
     int32_t *rank;       /* [R] number of logits strictly above the target logit; -1 without target */
+    /* Vocabulary parallelism: wu (and bu) hold the global ids [v0, v0 + V) of a vocabulary of v_total ids
+     * (v_total = 0 means V, v0 = 0: the whole vocabulary). target ids are global and checked against
+     * v_total; a target outside [v0, v0 + V) is still a target: every logit of the slice above zt counts
+     * (only the target id itself never counts). topk_ids are global ids. lse, entropy and topk_probs are
+     * those of the slice alone (softmax over the slice); the caller merges slices (docs/scale-out.md). */
+    int64_t v0, v_total;
 } ll_lens_pass_args;
 
 typedef struct ll_backend ll_backend;

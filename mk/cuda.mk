@@ -29,8 +29,8 @@ $(BUILD)/tests/gpu/test_backend_ops: $(GPU_OPS_SRCS) tests/gpu/ops_harness.h tes
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $(GPU_OPS_SRCS) $(BUILD)/liblogitlens.a $(LDFLAGS) $(LDLIBS)
 
-# The lens tiling rule of the CUDA module (kernels/cuda/lens_tiling.h, plain C), unit-tested on the CPU.
-$(BUILD)/tests/gpu/test_lens_tiling: tests/gpu/test_lens_tiling.c kernels/cuda/lens_tiling.h include/ll_cuda_plan.h
+# The lens tiling rule of the CUDA module (include/ll_cuda_tiling.h, plain C), unit-tested on the CPU.
+$(BUILD)/tests/gpu/test_lens_tiling: tests/gpu/test_lens_tiling.c include/ll_cuda_tiling.h include/ll_cuda_plan.h
 	@mkdir -p $(dir $@)
 	$(CC) -std=c11 -D_GNU_SOURCE -O2 -Wall -Wextra -Iinclude -Ikernels/cuda -o $@ $< -lm
 

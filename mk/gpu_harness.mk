@@ -3,7 +3,7 @@
 # tests/gpu/standin_cuda.c builds a stand-in liblogitlens_cuda.so: the CPU backend naming itself "cuda" and
 # rounding as the real module does (activations to the weights' 16-bit dtype before GEMMs, TF32 in the
 # forward matmuls under allow_tf32 but never in the lens, lens_expect's split p). Against it:
-#   - tests/gpu/test_lens_tiling: the CUDA lens tiling rule (kernels/cuda/lens_tiling.h), pure C;
+#   - tests/gpu/test_lens_tiling: the CUDA lens tiling rule (include/ll_cuda_tiling.h), pure C;
 #   - test_backend_ops (every op case, and a filtered run), run_models.sh (whole models, cpu vs "cuda") and
 #     sanitize.sh (with tests/gpu/fake_sanitizer.sh, clean and with a reported error) must pass;
 #   - tests/gpu/harness_negative.sh: with a fixed defect of the real module brought back in the stand-in

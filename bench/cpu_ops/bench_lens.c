@@ -108,7 +108,8 @@ int main(int argc, char **argv) {
     check(be, be->ops->lens_target_logits(be, zt, x, &wu, NULL, target, R, d), "lens_target_logits");
     double t_zt = now() - t0;
 
-    ll_lens_pass_args a = {x, &wu, NULL, zt, target, R, d, V, k, lse, ent, ids, probs, rank};
+    ll_lens_pass_args a = {.x = x, .wu = &wu, .zt = zt, .target = target, .R = R, .d = d, .V = V, .k = k, .lse = lse,
+                           .entropy = ent, .topk_ids = ids, .topk_probs = probs, .rank = rank};
     const double flop = 2.0 * (double)R * (double)V * (double)d;
     double ta[100], tb[100], ca[100], cb[100];
     const int64_t RB = R < ctx->lens_rows ? R : ctx->lens_rows, VT = ctx->lens_cols;

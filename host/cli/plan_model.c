@@ -3,7 +3,7 @@
  * loaded or allocated on a device. */
 #include "plan.h"
 
-#include "ll_cuda_plan.h"
+#include "ll_memplan.h"
 #include "ll_shard.h"
 
 #include <stdlib.h>
@@ -13,20 +13,12 @@
 
 static double max2(double a, double b) { return a > b ? a : b; }
 
-/* The CUDA backend's scratch of a rank (the largest request of any op plus the cuBLAS workspace), as
- * host/engine/memplan.c computes it for a run without saved probabilities; lc: the rank's local config,
- * P: its stage's points, V: its unembedding rows, half: 16-bit weights. */
+/* The CUDA backend's scratch of a rank, as a run plans it (ll_memplan_cuda_scratch) without saved
+ * probabilities; lc: the rank's local config, P: its stage's points, V: its unembedding rows, half: 16-bit
+ * weights. */
 static double cuda_scratch(const ll_config *lc, int P, int64_t V, int topk, int64_t T, int half) {
-    const size_t budget = ll_cuda_lens_budget();
-    const int64_t d = lc->d_model, R = (int64_t)P * T;
-    int64_t K = d; /* widest matmul input: d, the attention output, or the MLP's hidden layer */
-    if ((int64_t)lc->n_heads * lc->head_dim > K) K = (int64_t)lc->n_heads * lc->head_dim;
-    if (lc->d_ff > K) K = lc->d_ff;
-    double s = (double)ll_cuda_matmul_scratch(T, K, half);
-    s = max2(s, (double)ll_cuda_lens_pass_scratch(T, d, V, topk, half, budget)); /* final rows */
-    if (R > 0) s = max2(s, (double)ll_cuda_lens_pass_scratch(R, d, V, topk, half, budget)); /* every point */
-    s = max2(s, (double)ll_cuda_lens_expect_scratch(T, d, V, half, budget));
-    return s + (double)LL_CUDA_BLAS_WORKSPACE;
+    ll_engine_opts o = {.topk = topk};
+    return (double)ll_memplan_cuda_scratch(lc, P, V, &o, T, half, half, half ? 2 : 4);
 }
 
 /* The per-layer work of a rank: matrix elements (2 FLOP each per token) and bytes of every per-layer

@@ -33,6 +33,11 @@ static void on_signal_ranks(int sig) {
     if (ranks_tmp_path[0]) unlink(ranks_tmp_path);
     _exit(128 + sig);
 }
+/* The MPI library may also end this process from inside a collective when another rank aborted, through
+ * exit() without a signal: the temporary output goes then too. */
+static void at_exit_ranks(void) {
+    if (ranks_tmp_path[0]) unlink(ranks_tmp_path);
+}
 
 /* Everything a run holds; freed in one place (run_free). */
 typedef struct run_ctx {
@@ -377,8 +382,6 @@ static ll_status run_batches(run_ctx *r, ll_err *err) {
         return ll_fail(err, LL_ERR_NOMEM, "out of memory");
     }
     if (r->env.world > 1) {
-        const char *tmp = ll_h5_tmp_path(r->h5);
-        if (tmp && strlen(tmp) < sizeof ranks_tmp_path) strcpy(ranks_tmp_path, tmp);
         signal(SIGINT, on_signal_ranks);
         signal(SIGTERM, on_signal_ranks);
     } else {
@@ -461,6 +464,25 @@ static long peak_rss_kib(void) {
     return kib;
 }
 
+/* Every rank learns rank 0's temporary output file, so that whichever rank fails or is ended first removes
+ * it (where it sees the same file system): the MPI library may end rank 0 itself without a signal. */
+static ll_status run_share_tmp_path(run_ctx *r, ll_err *err) {
+    if (r->env.world < 2) return LL_OK;
+    char mine[sizeof ranks_tmp_path] = {0};
+    const char *tmp = ll_h5_tmp_path(r->h5);
+    if (tmp && strlen(tmp) < sizeof mine) strcpy(mine, tmp);
+    char *all = malloc(sizeof mine * (size_t)r->env.world);
+    if (!all) return ll_fail(err, LL_ERR_NOMEM, "out of memory");
+    ll_status rc = run_allgather_host(r, mine, sizeof mine, all, err);
+    if (!rc) {
+        memcpy(ranks_tmp_path, all, sizeof ranks_tmp_path); /* rank 0's */
+        ranks_tmp_path[sizeof ranks_tmp_path - 1] = 0;
+        atexit(at_exit_ranks);
+    }
+    free(all);
+    return rc;
+}
+
 /* Opens the ranks of a multi-process launch before anything else, so that every later failure of any rank
  * can end all of them: the backend on this rank's device, then the world communicator. */
 static ll_status run_ranks(run_ctx *r, ll_err *err) {
@@ -498,6 +520,7 @@ static ll_status run_ranks(run_ctx *r, ll_err *err) {
  * exists, this rank exits and the launcher ends the others). No output file is left. */
 static void run_fail_ranks(run_ctx *r, ll_status rc, const ll_err *err) {
     if (r->env.world < 2) return;
+    if (ranks_tmp_path[0]) unlink(ranks_tmp_path); /* rank 0's, before anything else */
     if (r->env.rank != 0) sleep(2);
     fprintf(stderr, "logitlens run: rank %d of %d: %s\n", r->env.rank, r->env.world, err->msg);
     fflush(stderr);
@@ -516,6 +539,7 @@ ll_status ll_run_execute(ll_run_opts *o, ll_err *err) {
     ll_shard_make(&r.mf->cfg, o->tp, o->pp, r.env.rank, &r.sh);
     run_plan_batches(&r);
     if ((rc = run_open(&r, err))) goto done;
+    if ((rc = run_share_tmp_path(&r, err))) goto done;
     r.t_load = ll_now();
     if ((rc = ll_weights_upload(r.be, r.mf, &r.sh, &r.w, err))) goto done;
     ll_engine_par par = {.shard = &r.sh};
@@ -532,6 +556,7 @@ ll_status ll_run_execute(ll_run_opts *o, ll_err *err) {
     r.t_run = ll_now();
     if ((rc = run_texts(&r, err))) goto done;
     if ((rc = run_batches(&r, err))) goto done;
+    ranks_tmp_path[0] = 0; /* from here the file is committed (or removed by the commit's failure) */
     if (r.h5) {
         rc = ll_h5_commit(r.h5, err);
         r.h5 = NULL;

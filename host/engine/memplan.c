@@ -1,7 +1,7 @@
 /* memplan.c: memory plan of a run (weights + activations + backend scratch). */
 #include "ll_memplan.h"
 
-#include "ll_cuda_plan.h"
+#include "ll_cuda_tiling.h"
 #include "ll_shard.h"
 
 #include <stdlib.h>
@@ -27,22 +27,20 @@ static ll_dtype unembed_dtype(const ll_model_files *m) {
     return dt;
 }
 
-/* c: the rank's local config; P: its stage's points; V: its unembedding rows. */
-static size_t cuda_scratch(const ll_model_files *m, const ll_config *c, int P, int64_t V, const ll_engine_opts *o,
-                           int64_t max_T) {
-    const int half = m->dtype != LL_DTYPE_F32, lens_half = unembed_dtype(m) != LL_DTYPE_F32;
+size_t ll_memplan_cuda_scratch(const ll_config *c, int P, int64_t V, const ll_engine_opts *o, int64_t max_T, int half,
+                               int lens_half, size_t probs_elem) {
     const size_t budget = ll_cuda_lens_budget();
     const int64_t d = c->d_model, R = (int64_t)P * max_T;
     int64_t K = d; /* widest matmul input: d, the attention output, or the MLP's hidden layer */
     if ((int64_t)c->n_heads * c->head_dim > K) K = (int64_t)c->n_heads * c->head_dim;
     if (c->d_ff > K) K = c->d_ff;
     size_t s = ll_cuda_matmul_scratch(max_T, K, half);
-    s = max_size(s, ll_cuda_lens_pass_scratch(max_T, d, V, o->topk, lens_half, budget)); /* final rows */
-    if (R > 0) s = max_size(s, ll_cuda_lens_pass_scratch(R, d, V, o->topk, lens_half, budget)); /* every point */
-    s = max_size(s, ll_cuda_lens_expect_scratch(max_T, d, V, lens_half, budget));
+    s = max_size(s, ll_cuda_lens_pass_need(max_T, d, V, o->topk, lens_half, budget)); /* final rows */
+    if (R > 0) s = max_size(s, ll_cuda_lens_pass_need(R, d, V, o->topk, lens_half, budget)); /* every point */
+    s = max_size(s, ll_cuda_lens_expect_need(max_T, d, V, lens_half, budget));
     if (o->probs_nv > 0 && P > 0)
-        s = max_size(s, ll_cuda_lens_probs_scratch((int64_t)P * o->max_probs_rows, d, o->probs_nv,
-                                                   ll_dtype_size(unembed_dtype(m)), o->probs_vocab != NULL, budget));
+        s = max_size(s, ll_cuda_lens_probs_need((int64_t)P * o->max_probs_rows, d, o->probs_nv, probs_elem,
+                                                o->probs_vocab != NULL, budget));
     return s + LL_CUDA_BLAS_WORKSPACE;
 }
 
@@ -71,7 +69,9 @@ void ll_memplan_compute(const ll_model_files *m, const char *backend, const ll_s
         out->weights = ll_model_weights_bytes(m, backend); /* an upper bound */
     }
     out->activations = ll_engine_activation_bytes(&lc, P, o, max_T, shard->tp, shard->pp);
-    out->scratch = cpu ? LL_PLAN_CPU_SCRATCH : cuda_scratch(m, &lc, P, shard->n_v, o, max_T);
+    out->scratch = cpu ? LL_PLAN_CPU_SCRATCH
+                       : ll_memplan_cuda_scratch(&lc, P, shard->n_v, o, max_T, m->dtype != LL_DTYPE_F32,
+                                                 unembed_dtype(m) != LL_DTYPE_F32, ll_dtype_size(unembed_dtype(m)));
     out->total = out->weights + out->activations + out->scratch;
 }
 

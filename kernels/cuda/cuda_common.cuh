@@ -20,7 +20,7 @@
 
 #include "ll_backend.h"
 #include "ll_cuda_plan.h"
-#include "lens_tiling.h"
+#include "ll_cuda_tiling.h"
 #include "ll_math.h"
 
 #include <cublas_v2.h>
@@ -212,7 +212,7 @@ ll_status llc_lens_probs(ll_backend *be, uint16_t *out, const float *x, const ll
 /* The lens tiling shared by lens.cu and lens_expect.cu: rows in blocks of rblock, vocabulary in tiles of
  * vtile columns (vtile <= LLC_LENS_VTILE_MAX), so that rblock x vtile x bytes_per_elem stays within the
  * tile budget (LL_CUDA_LENS_TILE_BYTES, default 256 MiB) and rblock x d below 2^31; the arithmetic is
- * lens_tiling.h's (ll_cuda_lens_tiles). */
+ * ll_cuda_tiling.h's (ll_cuda_lens_tiles). */
 #define LLC_LENS_THREADS 256      /* epilogue blocks: 8 warps, one row each */
 #define LLC_LENS_VTILE_MAX LL_CUDA_LENS_VTILE_MAX
 void llc_lens_plan(int64_t R, int64_t V, int64_t d, size_t bytes_per_elem, int64_t *rblock, int64_t *vtile);

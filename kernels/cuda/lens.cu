@@ -21,7 +21,7 @@
  *   the same way, so the target logit is the pass's up to summation order (fp32 ulps): the rank may
  *   count exact near-ties of the target on either side. The bias is added in fp32 in the epilogue.
  *   Statistics in fp32 with expf/logf (not the fast intrinsics).
- * Tiling: lens_tiling.h (ll_cuda_lens_tiles): row blocks of at most min((2^31 - 1) / d, budget / 1024)
+ * Tiling: ll_cuda_tiling.h (ll_cuda_lens_tiles): row blocks of at most min((2^31 - 1) / d, budget / 1024)
  *   rows, equal in size; vtile = budget / rblock (128 .. 4096 columns).
  * Layout: x [R, d] fp32; W_U [V, d] as stored; tile buffer z [rblock, vtile] row-major fp32 (column-major
  *   [vtile, rblock] to cuBLAS: C = W_tile^T-op x^T). The running top-k lives in the outputs: topk_ids
@@ -56,7 +56,7 @@
 
 /* ---- tiling ------------------------------------------------------------------------------------- */
 
-/* The tiling and each lens op's scratch request are in lens_tiling.h (plain C, unit-tested on the CPU by
+/* The tiling and each lens op's scratch request are in ll_cuda_tiling.h (plain C, unit-tested on the CPU by
  * tests/gpu/test_lens_tiling.c). */
 void llc_lens_plan(int64_t R, int64_t V, int64_t d, size_t bytes_per_elem, int64_t *rblock, int64_t *vtile) {
     ll_cuda_lens_tiles(R, V, d, bytes_per_elem, ll_cuda_lens_budget(), rblock, vtile);

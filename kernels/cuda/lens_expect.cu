@@ -14,7 +14,7 @@
  *     rounding of x. The rounding dtype is that of the unembedding wu passed in (the one the pass and
  *     lens_expect used).
  *   lens_probs: out[r, j] = float16(exp(z(r, id_j) - lse[r])), id_j = vsel[j] (or j without vsel).
- * Tiling: as lens_pass (lens.cu, lens_tiling.h): row blocks x vocabulary tiles, each tile's logits from one
+ * Tiling: as lens_pass (lens.cu, ll_cuda_tiling.h): row blocks x vocabulary tiles, each tile's logits from one
  *   cuBLAS GEMM into a bounded fp32 buffer. lens_expect then turns the tile into probabilities and accumulates
  *   u += P_tile W_tile with a second GEMM (beta = 1): [rows, cols] x [cols, d].
  * Precision: logits as in lens_pass: plain fp32 for F32 W_U, never TF32 (allow_tf32 is for the forward

@@ -119,7 +119,7 @@ static void test_lens(const lens_case *c) {
     int g = out_fetch(&o_zt);
     check_f32("lens_target_logits", "  NaN where target < 0", o_zt.host, ztr, R, g);
 
-    ll_lens_pass_args a = {xd, wu, bu, zt, td, R, d, V, k, NULL, NULL, NULL, NULL, NULL};
+    ll_lens_pass_args a = {.x = xd, .wu = wu, .bu = bu, .zt = zt, .target = td, .R = R, .d = d, .V = V, .k = k};
     a.lse = out_new(&o_lse, R, 4);
     a.entropy = out_new(&o_ent, R, 4);
     a.topk_ids = out_new(&o_ids, R * k, 4);

@@ -416,7 +416,8 @@ static void test_errors(void) {
     float *zt = dev_alloc(64), *o = dev_alloc(256);
     int32_t tg[2] = {0, 4};
     int32_t *tgd = dev_in(tg, sizeof tg);
-    ll_lens_pass_args a = {x, w, NULL, zt, tgd, 2, 8, 4, 0, o, o, (int32_t *)o, o, (int32_t *)o};
+    ll_lens_pass_args a = {.x = x, .wu = w, .zt = zt, .target = tgd, .R = 2, .d = 8, .V = 4, .k = 0, .lse = o, .entropy = o,
+                           .topk_ids = (int32_t *)o, .topk_probs = o, .rank = (int32_t *)o};
     expect_error(be->ops->lens_pass(be, &a), LL_ERR_INTERNAL, "top-k", "lens_pass k=0");
     a.k = 2;
     expect_error(be->ops->lens_pass(be, &a), LL_ERR_INPUT, "target id 4", "lens_pass target id 4 with V=4");

@@ -1,7 +1,7 @@
 /* test_host_units.c: unit tests of host-side pieces with exactly known answers: SHA-256 vectors,
  * --layers slices against Python's slice semantics, float16/bfloat16 conversions, the online
  * log-sum-exp merge and top-k insertion of include/ll_math.h against double-precision brute force. */
-#include "ll_cuda_plan.h"
+#include "ll_cuda_tiling.h"
 #include "ll_engine.h"
 #include "ll_math.h"
 #include "ll_sha256.h"
@@ -187,35 +187,14 @@ static void test_lse_topk(void) {
     }
 }
 
-/* The CUDA lens tiling (ll_cuda_plan.h) over random shapes and budgets: tiles of at most 4096 columns, a
- * multiple of 128 or all of V; the buffer within the budget unless even one 128-column row needs more;
- * rows blocked only when a 128-column tile of all rows would not fit; and the tile covers every row and
- * column through its loops. */
+/* The CUDA lens tiling the memory plan uses (include/ll_cuda_tiling.h; its rule is tested over random shapes
+ * by tests/gpu/test_lens_tiling.c): one exact case, 65536 rows of a 128256 vocabulary at d 4096 and the
+ * default budget: one row block, 1024-column tiles. */
 static void test_cuda_tiling(void) {
-    uint64_t s = 12345;
-    for (int it = 0; it < 20000; it++) {
-        s = s * 6364136223846793005ULL + 1442695040888963407ULL;
-        int64_t R = 1 + (int64_t)((s >> 33) % 300000);
-        int64_t V = 1 + (int64_t)((s >> 13) % 200000);
-        size_t bpe = (s & 1) ? 4 : 8;
-        size_t budget = (size_t)4096 << ((s >> 3) % 18); /* 4 KiB .. 512 MiB */
-        int64_t rb, vt;
-        ll_cuda_lens_tiling(R, V, bpe, budget, &rb, &vt);
-        EXPECT(vt >= 1 && vt <= 4096 && vt <= V && (vt % 128 == 0 || vt == V), "R=%lld V=%lld: vtile %lld",
-               (long long)R, (long long)V, (long long)vt);
-        EXPECT(rb >= 1 && rb <= R, "R=%lld V=%lld: rblock %lld", (long long)R, (long long)V, (long long)rb);
-        EXPECT((size_t)rb * (size_t)vt * bpe <= budget || rb == 1, "R=%lld V=%lld budget %zu: %lld x %lld x %zu over",
-               (long long)R, (long long)V, budget, (long long)rb, (long long)vt, bpe);
-        int64_t v128 = V < 128 ? V : 128;
-        if ((size_t)R * (size_t)v128 * bpe <= budget)
-            EXPECT(rb == R, "R=%lld V=%lld budget %zu: rows blocked (%lld) though a 128-column tile fits",
-                   (long long)R, (long long)V, budget, (long long)rb);
-    }
-    /* one exact case: 65536 rows of a 128256 vocabulary at the default budget: 1024-column tiles, no blocks */
     int64_t rb, vt;
-    ll_cuda_lens_tiling(65536, 128256, 4, LL_CUDA_LENS_BUDGET_DEFAULT, &rb, &vt);
+    ll_cuda_lens_tiles(65536, 128256, 4096, 4, LL_CUDA_LENS_BUDGET_DEFAULT, &rb, &vt);
     EXPECT(rb == 65536 && vt == 1024, "default tiling of 65536 x 128256: %lld x %lld", (long long)rb, (long long)vt);
-    EXPECT(ll_cuda_lens_pass_scratch(65536, 4096, 128256, 10, 1, LL_CUDA_LENS_BUDGET_DEFAULT) ==
+    EXPECT(ll_cuda_lens_pass_need(65536, 4096, 128256, 10, 1, LL_CUDA_LENS_BUDGET_DEFAULT) ==
                (size_t)65536 * 4096 * 2 + 65536 * 20 + ((size_t)256 << 20),
            "lens_pass scratch at 65536 x 4096");
 }

@@ -255,7 +255,7 @@ done:
     unsetenv("LL_CUDA_LENS_TILE_BYTES");
 }
 
-/* Tilings (kernels/cuda/lens_tiling.h) are given for lens_pass (4 bytes per logit). */
+/* Tilings (include/ll_cuda_tiling.h) are given for lens_pass (4 bytes per logit). */
 static const lens_cfg LENS_CFGS[] = {
     {1, 1, 8, 7, 1, 0, 0, 0},          /* T=1, one tiny tile */
     {3, 13, 67, 1000, 10, 1, 8000, 0}, /* 20 row blocks of 2 x tiles of 896 and 104 columns */

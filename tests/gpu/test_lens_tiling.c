@@ -1,16 +1,16 @@
-/* test_lens_tiling.c: the CUDA lens tiling rule (kernels/cuda/lens_tiling.h, ll_cuda_lens_tiles) on the CPU.
+/* test_lens_tiling.c: the CUDA lens tiling rule (include/ll_cuda_tiling.h, ll_cuda_lens_tiles) on the CPU.
  *
  * 1. Llama-3-70B at scale: 81 points x 4096 tokens = 331,776 rows of d = 8192 over V = 128,256 at the
  *    default budget: the row block's x operand stays below 2^31 elements (the rule before this one put all
  *    rows in one block: 2.7e9 elements), the tile buffer within the budget, the tiles at least 1024
  *    columns and every tile's GEMM compute-bound (>= 400 FLOP per byte: twice an H200's ridge), for
  *    lens_pass (4 bytes per logit) and lens_expect (8 bytes with the 16-bit halves of p).
- * 2. 20,000 random shapes and budgets: the postconditions stated in lens_tiling.h, blocks of equal size,
+ * 2. 20,000 random shapes and budgets: the postconditions stated in ll_cuda_tiling.h, blocks of equal size,
  *    rows blocked only past the cap, and below it exactly the tiling of include/ll_cuda_plan.h (the host's
  *    memory plan), which the rule keeps there.
  * 3. The scratch a lens_pass of the 70B shape requests (ll_cuda_lens_pass_need), by hand.
  * Exit status 1 on any failure; one line per failure, then a summary. Built and run by `make test-gpu-harness`. */
-#include "lens_tiling.h"
+#include "ll_cuda_tiling.h"
 
 #include <stdio.h>
 
@@ -30,6 +30,24 @@ static int failures;
 static double tile_intensity(int64_t rb, int64_t vt, int64_t d) {
     return 1.0 / (1.0 / (double)vt + 1.0 / (double)rb + 2.0 / (double)d);
 }
+
+/* The tiling rule before the row cap (no cap on rows x d; rows blocked only when a 128-column tile of all
+ * rows would not fit), kept here to show what the cap changes and that one-block tilings are unchanged. */
+static void old_rule_tiling(int64_t R, int64_t V, size_t bytes_per_elem, size_t budget_bytes,
+                                       int64_t *rblock, int64_t *vtile) {
+    const int64_t budget = (int64_t)(budget_bytes / bytes_per_elem); /* elements */
+    int64_t vt = budget / (R > 0 ? R : 1);
+    vt = vt / 128 * 128;
+    if (vt < 128) vt = 128;
+    if (vt > LL_CUDA_LENS_VTILE_MAX) vt = LL_CUDA_LENS_VTILE_MAX;
+    if (vt > V) vt = V;
+    int64_t rb = budget / (vt > 0 ? vt : 1);
+    if (rb < 1) rb = 1;
+    if (rb > R) rb = R;
+    *rblock = rb;
+    *vtile = vt;
+}
+
 
 static void test_70b(void) {
     const int64_t R = 81 * 4096, d = 8192, V = 128256;
@@ -61,10 +79,10 @@ static void test_70b(void) {
                         ll_cuda_align((size_t)55296 * 1152 * 4);
     EXPECT(ll_cuda_lens_pass_need(R, d, V, 10, 1, budget) == want, "70B lens_pass scratch %zu, expected %zu",
            ll_cuda_lens_pass_need(R, d, V, 10, 1, budget), want);
-    /* the rule before this one (still include/ll_cuda_plan.h's): for the record */
+    /* the rule before this one: for the record */
     int64_t orb, ovt;
-    ll_cuda_lens_tiling(R, V, 4, budget, &orb, &ovt);
-    printf("70B under ll_cuda_plan.h's ll_cuda_lens_tiling: one block of %lld rows (x operand %lld elements, %s 2^31), "
+    old_rule_tiling(R, V, 4, budget, &orb, &ovt);
+    printf("70B under the earlier rule: one block of %lld rows (x operand %lld elements, %s 2^31), "
            "tiles of %lld columns, %.0f FLOP/B per tile\n",
            (long long)orb, (long long)(orb * d), orb * d >= ((int64_t)1 << 31) ? ">=" : "<", (long long)ovt,
            tile_intensity(orb, ovt, d));
@@ -98,10 +116,10 @@ static void test_random(void) {
         if (cap < 1) cap = 1;
         EXPECT((R <= cap) == (rb == R), "%s: rows blocked %s the cap %lld", where, R <= cap ? "below" : "beyond",
                (long long)cap);
-        if (R <= cap && (size_t)R * 128 * bpe <= budget) { /* one block: the earlier rule, which the memory plan uses */
+        if (R <= cap && (size_t)R * 128 * bpe <= budget) { /* one block: the same tiles as the earlier rule */
             int64_t orb, ovt;
-            ll_cuda_lens_tiling(R, V, bpe, budget, &orb, &ovt);
-            EXPECT(orb == rb && ovt == vt, "%s: one block, but ll_cuda_plan.h's rule gives %lld x %lld", where,
+            old_rule_tiling(R, V, bpe, budget, &orb, &ovt);
+            EXPECT(orb == rb && ovt == vt, "%s: one block, but the earlier rule gives %lld x %lld", where,
                    (long long)orb, (long long)ovt);
         }
         /* rows blocked for tiles of at least min(V, 1024) columns (floor to 128 below V) */

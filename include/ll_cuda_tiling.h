@@ -1,4 +1,4 @@
-/* lens_tiling.h: how the CUDA lens ops cut their [R rows x V columns] logits into row blocks x vocabulary
+/* ll_cuda_tiling.h: how the CUDA lens ops cut their [R rows x V columns] logits into row blocks x vocabulary
  * tiles, and the scratch each lens op requests with that tiling. Plain C (no CUDA), so that the rule is
  * unit-tested on the CPU (tests/gpu/test_lens_tiling.c, run by `make test-gpu-harness`); lens.cu and
  * lens_expect.cu size and carve their scratch with these functions and check that the two agree.
@@ -21,8 +21,7 @@
  *   per block (rblock FLOP per byte of W_U: negligible at >= 32,768 rows). Below the thresholds (one row
  *   block) the tiling is exactly the earlier one: vtile = B / R.
  *
- * include/ll_cuda_plan.h (the host's memory planner) still carries the earlier rule without the cap; it
- * should take these functions (see docs/cuda.md, "Tile size"). */
+ * The host's memory plan (host/engine/memplan.c) sizes the CUDA scratch with the same functions. */
 #ifndef LL_CUDA_LENS_TILING_H
 #define LL_CUDA_LENS_TILING_H
 
