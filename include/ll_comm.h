@@ -11,6 +11,8 @@
  * (build/liblogitlens_nccl.so, host/dist/nccl/), both loaded at run time by host/dist/ranks.c, so the
  * executable starts where neither MPI nor CUDA is installed.
  *
+ * The MPI communicator also takes be == NULL for plain host memory (the NCCL module's bootstrap uses it).
+ *
  * Failure: an op that fails returns non-LL_OK with c->err filled (one line). abort() ends every rank of
  * the job within a bounded time (MPI_Abort; NCCL: ncclCommAbort plus the launcher or the rendezvous
  * directory's abort mark) and does not return. */
