@@ -51,53 +51,9 @@ models=(
 )
 here=$(cd "$(dirname "$0")" && pwd)
 
-fail=0
-for m in "${models[@]}"; do
-  name=${m%%|*}; rest=${m#*|}; flags=${rest%%|*}; cuda_extra=""
-  [ "$rest" != "$flags" ] && cuda_extra=${rest#*|}
-  dir="$work/$name"
-  vocab=$(sed -E 's/.*--vocab ([0-9]+).*/\1/' <<<"$flags")
-  # shellcheck disable=SC2086
-  if ! "$BIN" synth $flags --tokenizer none --seed 7 --out "$dir" >"$work/synth.log" 2>&1; then
-    echo "FAIL  model $name: synth failed: $(tail -1 "$work/synth.log")"; fail=1; continue
-  fi
-  model="$dir"
-  if [[ "$name" == *-gguf-* ]]; then
-    qtype=${name##*-gguf-}
-    if ! "$PY" -c 'import gguf' 2>/dev/null; then
-      echo "SKIP  model $name: the gguf Python package is not installed"; continue
-    fi
-    if ! PYTHONPATH="$here/.." "$PY" -c 'import sys, gguf_convert; gguf_convert.convert(sys.argv[1], sys.argv[2], types=sys.argv[3])' \
-        "$dir" "$dir.gguf" "$qtype" >"$work/convert.log" 2>&1; then
-      echo "FAIL  model $name: conversion to GGUF failed: $(tail -1 "$work/convert.log")"; fail=1; continue
-    fi
-    model="$dir.gguf"
-  fi
-  toks=$("$PY" - "$vocab" <<'PYEOF'
-import random, sys
-V = int(sys.argv[1]); rng = random.Random(11)
-for n in (1, 7, 33, 64):
-    print(",".join(str(rng.randrange(V)) for _ in range(n)))
-PYEOF
-)
-  args=()
-  while read -r t; do args+=(--tokens "$t"); done <<<"$toks"
-  ok=1
-  for be in cpu cuda; do
-    extra=()
-    # shellcheck disable=SC2206
-    [ "$be" = cuda ] && extra=($cuda_extra)
-    if ! "$BIN" run --model "$model" "${args[@]}" --points embed,mid,post --topk 10 --save-probs last \
-        --backend "$be" "${extra[@]}" --quiet --out "$work/$name.$be.h5" >"$work/run.log" 2>&1; then
-      echo "FAIL  model $name: run --backend $be failed: $(tail -1 "$work/run.log")"; ok=0; fail=1; break
-    fi
-  done
-  [ "$ok" -eq 1 ] || continue
-  dtype=$(sed -E 's/.*--dtype ([a-z0-9]+).*/\1/' <<<"$flags")
-  [[ "$cuda_extra" == *--tf32* ]] && dtype=tf32
-  [[ "$name" == *-gguf-* ]] && dtype=f16w
-  [[ "$name" == *-gguf-BF16 ]] && dtype=bf16
-  if ! "$PY" - "$work/$name.cpu.h5" "$work/$name.cuda.h5" "$dtype" "$name" <<'PYEOF'
+# compare CPU_H5 CUDA_H5 DTYPE NAME: the bounds above; prints one PASS/FAIL line.
+compare() {
+  "$PY" - "$@" <<'PYEOF'
 import sys
 import h5py, numpy as np
 cpu_path, cuda_path, dtype, name = sys.argv[1:5]
@@ -157,7 +113,85 @@ if kl_last > 1e-3:
 print(f"PASS  model {name} ({dtype}): top-1 ties {len(diff)}, max |err| " +
       ", ".join(f"{k} {v:.1e}" for k, v in worst.items()))
 PYEOF
-  then fail=1; fi
+}
+
+fail=0
+for m in "${models[@]}"; do
+  name=${m%%|*}; rest=${m#*|}; flags=${rest%%|*}; cuda_extra=""
+  [ "$rest" != "$flags" ] && cuda_extra=${rest#*|}
+  dir="$work/$name"
+  vocab=$(sed -E 's/.*--vocab ([0-9]+).*/\1/' <<<"$flags")
+  # shellcheck disable=SC2086
+  if ! "$BIN" synth $flags --tokenizer none --seed 7 --out "$dir" >"$work/synth.log" 2>&1; then
+    echo "FAIL  model $name: synth failed: $(tail -1 "$work/synth.log")"; fail=1; continue
+  fi
+  model="$dir"
+  if [[ "$name" == *-gguf-* ]]; then
+    qtype=${name##*-gguf-}
+    if ! "$PY" -c 'import gguf' 2>/dev/null; then
+      echo "SKIP  model $name: the gguf Python package is not installed"; continue
+    fi
+    if ! PYTHONPATH="$here/.." "$PY" -c 'import sys, gguf_convert; gguf_convert.convert(sys.argv[1], sys.argv[2], types=sys.argv[3])' \
+        "$dir" "$dir.gguf" "$qtype" >"$work/convert.log" 2>&1; then
+      echo "FAIL  model $name: conversion to GGUF failed: $(tail -1 "$work/convert.log")"; fail=1; continue
+    fi
+    model="$dir.gguf"
+  fi
+  toks=$("$PY" - "$vocab" <<'PYEOF'
+import random, sys
+V = int(sys.argv[1]); rng = random.Random(11)
+for n in (1, 7, 33, 64):
+    print(",".join(str(rng.randrange(V)) for _ in range(n)))
+PYEOF
+)
+  args=()
+  while read -r t; do args+=(--tokens "$t"); done <<<"$toks"
+  ok=1
+  for be in cpu cuda; do
+    extra=()
+    # shellcheck disable=SC2206
+    [ "$be" = cuda ] && extra=($cuda_extra)
+    if ! "$BIN" run --model "$model" "${args[@]}" --points embed,mid,post --topk 10 --save-probs last \
+        --backend "$be" "${extra[@]}" --quiet --out "$work/$name.$be.h5" >"$work/run.log" 2>&1; then
+      echo "FAIL  model $name: run --backend $be failed: $(tail -1 "$work/run.log")"; ok=0; fail=1; break
+    fi
+  done
+  [ "$ok" -eq 1 ] || continue
+  dtype=$(sed -E 's/.*--dtype ([a-z0-9]+).*/\1/' <<<"$flags")
+  [[ "$cuda_extra" == *--tf32* ]] && dtype=tf32
+  [[ "$name" == *-gguf-* ]] && dtype=f16w
+  [[ "$name" == *-gguf-BF16 ]] && dtype=bf16
+  compare "$work/$name.cpu.h5" "$work/$name.cuda.h5" "$dtype" "$name" || fail=1
 done
+# CUDA ranks (NCCL): with 2 or more GPUs, --tp 2 (and with 4, --tp 2 --pp 2) against the CPU's one-process
+# file at the same bounds, one rank per GPU under mpirun (docs/scale-out.md).
+ngpu=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU' || true)
+if [ "${ngpu:-0}" -lt 2 ] || ! command -v mpirun >/dev/null; then
+  echo "SKIP  ranks: ${ngpu:-0} GPU(s) here and mpirun $(command -v mpirun >/dev/null && echo present || echo missing) (CUDA ranks need 2 GPUs)"
+else
+  splits=("2 1"); [ "$ngpu" -ge 4 ] && splits+=("2 2")
+  for name in gpt2-f32 llama-gqa-llama3-bf16; do
+    [ -f "$work/$name.cpu.h5" ] || continue
+    flags=$(printf '%s\n' "${models[@]}" | grep "^$name|" | cut -d'|' -f2)
+    dtype=$(sed -E 's/.*--dtype ([a-z0-9]+).*/\1/' <<<"$flags")
+    vocab=$(sed -E 's/.*--vocab ([0-9]+).*/\1/' <<<"$flags")
+    toks=$("$PY" -c 'import random, sys
+V = int(sys.argv[1]); rng = random.Random(11)
+for n in (1, 7, 33, 64): print(",".join(str(rng.randrange(V)) for _ in range(n)))' "$vocab")
+    args=(); while read -r t; do args+=(--tokens "$t"); done <<<"$toks"
+    for sp in "${splits[@]}"; do
+      read -r tp pp <<<"$sp"
+      out="$work/$name.cuda-tp$tp-pp$pp.h5"
+      if timeout -k 10 300 mpirun --allow-run-as-root --oversubscribe -np $((tp * pp)) \
+           -x LOGITLENS_CUDA_MODULE_DIR -x LOGITLENS_MODULE_DIR "$BIN" run --model "$work/$name" "${args[@]}" \
+           --points embed,mid,post --topk 10 --save-probs last --backend cuda --tp "$tp" --pp "$pp" --quiet \
+           --out "$out" >"$work/ranks.log" 2>&1; then
+        compare "$work/$name.cpu.h5" "$out" "$dtype" "$name --tp $tp --pp $pp" || fail=1
+      else
+        echo "FAIL  model $name --tp $tp --pp $pp on CUDA ranks: $(grep logitlens "$work/ranks.log" | tail -1)"; fail=1
+      fi
+    done
+  done
+fi
 [ "$fail" -eq 0 ] && echo "run_models: all models agree" || echo "run_models: FAILED"
 exit "$fail"
