@@ -49,11 +49,14 @@ def _align(n):
 
 
 def _cuda_lens_pass_scratch(R, d, V, k, budget):
-    """docs/cuda.md's tiling and lens_pass scratch for a 16-bit unembedding (written out independently)."""
-    elems = budget // 4
-    vt = max(128, min(4096, (elems // max(R, 1)) // 128 * 128))
-    vt = min(vt, V)
-    rb = min(max(1, elems // vt), R)
+    """docs/cuda.md's tiling and lens_pass scratch for a 16-bit unembedding (written out independently): row
+    blocks of at most min((2^31 - 1) / d, B / min(V, 1024)) rows, equal in size, and tiles of B / rows
+    columns (a multiple of 128 in [128, 4096], at most V), B = budget / 4 logits."""
+    B = min(budget // 4, 2**31 - 1)
+    cap = max(1, min((2**31 - 1) // d, B // min(V, 1024), R))
+    blocks = -(-R // cap)
+    rb = -(-R // blocks)
+    vt = min(max(128, min(4096, (B // rb) // 128 * 128)), V)
     wcap = min(k, vt) if k > 32 else 0
     return _align(2 * R * d) + _align(20 * R) + _align(rb * vt * 4) + 2 * _align(rb * wcap * 4)
 
