@@ -243,6 +243,8 @@ static ll_status run_open(run_ctx *r, ll_err *err) {
     int64_t limit;
     if (lim && *lim && !ll_parse_int(lim, 1, INT64_MAX, &limit) && (free_b == 0 || (size_t)limit < free_b))
         free_b = (size_t)limit;
+    /* CPU ranks on one node share its memory */
+    if (!strcmp(bname, "cpu") && r->env.local_world > 1) free_b /= (size_t)r->env.local_world;
     if (free_b > 0 && plan.total > free_b) {
         char need[32], have[32], wb[32], ab[32];
         ll_memplan_human((double)plan.total, need, sizeof need);
@@ -331,25 +333,6 @@ static void batch_bufs_free(batch_bufs *b) {
     free(b->tok), free(b->pos), free(b->tgt), free(b->off), free(b->len), free(b->rows), free(b->pt), free(b->tt);
 }
 
-/* Whether to stop after this batch: a signal this process got, or with several ranks one that any rank got
- * (a launcher may deliver it to some ranks only); every rank then stops after the same batch. */
-static ll_status run_stop_requested(run_ctx *r, int *stop, ll_err *err) {
-    *stop = (int)interrupted;
-    if (r->env.world == 1) return LL_OK;
-    ll_backend *be = r->be;
-    float flag = (float)interrupted, *d = NULL;
-    ll_status rc = be->ops->alloc(be, sizeof flag, (void **)&d);
-    if (!rc) rc = be->ops->upload(be, d, &flag, sizeof flag);
-    if (rc) rc = ll_fail(err, rc, "%s", be->err.msg);
-    else if (r->wc->allreduce_sum(r->wc, be, d, 1))
-        rc = ll_fail(err, LL_ERR_BACKEND, "sharing the stop flag: %s", r->wc->err.msg);
-    else if ((rc = be->ops->download(be, &flag, d, sizeof flag)))
-        rc = ll_fail(err, rc, "%s", be->err.msg);
-    if (d) be->ops->dealloc(be, d);
-    if (!rc && flag > 0 && !*stop) *stop = SIGTERM; /* another rank's signal */
-    return rc;
-}
-
 /* Test hooks (tests/test_ranks.py): LOGITLENS_TEST_FAULT_RANK=R with LOGITLENS_TEST_FAULT=error|kill makes
  * rank R fail with an error or die by SIGKILL once it has run LOGITLENS_TEST_FAULT_AFTER batches (default
  * 0: in its first batch, after the lens). */
@@ -381,10 +364,7 @@ static ll_status run_batches(run_ctx *r, ll_err *err) {
         batch_bufs_free(&b);
         return ll_fail(err, LL_ERR_NOMEM, "out of memory");
     }
-    if (r->env.world > 1) {
-        signal(SIGINT, on_signal_ranks);
-        signal(SIGTERM, on_signal_ranks);
-    } else {
+    if (r->env.world == 1) { /* ranks: on_signal_ranks since the output was created (run_share_tmp_path) */
         signal(SIGINT, on_signal);
         signal(SIGTERM, on_signal);
     }
@@ -395,7 +375,6 @@ static ll_status run_batches(run_ctx *r, ll_err *err) {
     ll_progress prog;
     ll_progress_start(&prog, r->total_tokens, "tokens", o->quiet);
     int64_t done = 0;
-    int stop = 0;
     const int writer = r->sh.rank == 0;
     ll_lens_out res = {0};
     ll_status rc = LL_OK;
@@ -430,10 +409,9 @@ static ll_status run_batches(run_ctx *r, ll_err *err) {
         done += T;
         if (++n_batches == sig_after_n) raise(SIGINT);
         ll_progress_update(&prog, done);
-        if ((rc = run_stop_requested(r, &stop, err))) break;
-        if (stop)
+        if (interrupted) /* one process; with several ranks a signal ends the rank at once (on_signal_ranks) */
             rc = ll_fail(err, LL_ERR_INTERRUPTED, "interrupted by signal %d after %lld of %lld tokens; no output written",
-                         stop, (long long)done, (long long)r->total_tokens);
+                         (int)interrupted, (long long)done, (long long)r->total_tokens);
         if (!writer) continue;
         ll_h5_batch hb = {.n_prompts = np, .prompt_texts = b.pt, .prompt_targets = b.tt, .prompt_lengths = b.len,
                           .n_tokens = T, .tokens = b.tok, .target_ids = b.tgt, .topk_ids = res.topk_ids,
@@ -478,6 +456,8 @@ static ll_status run_share_tmp_path(run_ctx *r, ll_err *err) {
         memcpy(ranks_tmp_path, all, sizeof ranks_tmp_path); /* rank 0's */
         ranks_tmp_path[sizeof ranks_tmp_path - 1] = 0;
         atexit(at_exit_ranks);
+        signal(SIGINT, on_signal_ranks); /* from here to the end, loading included */
+        signal(SIGTERM, on_signal_ranks);
     }
     free(all);
     return rc;

@@ -13,6 +13,32 @@ typedef struct buf_req {
 /* Host transfers between pipeline stages are staged through this much backend memory at a time. */
 #define XFER_BYTES ((size_t)8 << 20)
 
+/* The saved-probability columns of vocabulary slice [v0, v0 + n) of the run's selection (every id when
+ * sel is NULL): *count of them, and when cols is given, each one's output column. */
+static int64_t slice_columns(const int32_t *sel, int64_t nv, int64_t v0, int64_t n, int64_t *cols) {
+    int64_t c = 0;
+    for (int64_t j = 0; j < nv; j++) {
+        int64_t id = sel ? sel[j] : j;
+        if (id >= v0 && id < v0 + n) {
+            if (cols) cols[c] = j;
+            c++;
+        }
+    }
+    return c;
+}
+
+/* The most saved-probability columns any rank of a tp-way group computes (all of them at one rank). */
+static int64_t widest_slice_columns(const ll_engine_opts *o, int64_t vocab, int tp) {
+    if (o->probs_nv <= 0 || tp <= 1) return o->probs_nv > 0 ? o->probs_nv : 0;
+    int64_t w = 0;
+    for (int r = 0; r < tp; r++) {
+        const int64_t v0 = r * vocab / tp, n = (r + 1) * vocab / tp - v0;
+        const int64_t c = slice_columns(o->probs_vocab, o->probs_nv, v0, n, NULL);
+        if (c > w) w = c;
+    }
+    return w;
+}
+
 /* Lists every backend buffer of a rank; with e == NULL only sums their sizes. c: the local config;
  * P: points of the stage; nv_max: saved-probability columns of the widest rank of the group. */
 static size_t engine_buffers(const ll_config *c, int P, const ll_engine_opts *o, int64_t T, int tp, int pp,
@@ -56,8 +82,8 @@ static size_t engine_buffers(const ll_config *c, int P, const ll_engine_opts *o,
         {e ? &e->u : NULL, (size_t)(T * d) * 4},
         {e ? &e->pb : NULL, (size_t)T * 4},
         {e ? &e->xsel : NULL, (size_t)(nsel * d) * 4},
-        {e ? &e->probs : NULL, (size_t)(nsel * o->probs_nv) * 2},
-        {e ? &e->vsel : NULL, (o->probs_vocab || tp > 1) && o->probs_nv > 0 ? (size_t)o->probs_nv * 4 : 0},
+        {e ? &e->probs : NULL, (size_t)(nsel * (tp > 1 ? nv_max : o->probs_nv)) * 2},
+        {e ? &e->vsel : NULL, o->probs_vocab && o->probs_nv > 0 ? (size_t)o->probs_nv * 4 : 0},
         {e ? &e->gsend : NULL, tp > 1 ? (size_t)(R * pw) * 4 : 0},
         {e ? &e->grecv : NULL, tp > 1 ? (size_t)(R * pw) * 4 * (size_t)tp : 0},
         {e ? &e->prob_gather : NULL, tp > 1 ? (size_t)(nsel * nv_max) * 2 * (size_t)tp : 0},
@@ -79,8 +105,7 @@ static size_t engine_buffers(const ll_config *c, int P, const ll_engine_opts *o,
 
 size_t ll_engine_activation_bytes(const ll_config *c, int n_points, const ll_engine_opts *o, int64_t max_T, int tp,
                                   int pp) {
-    int64_t nv_max = o->probs_nv; /* an upper bound of any rank's share */
-    return engine_buffers(c, n_points, o, max_T, tp, pp, nv_max, NULL, NULL, NULL);
+    return engine_buffers(c, n_points, o, max_T, tp, pp, widest_slice_columns(o, c->vocab, tp), NULL, NULL, NULL);
 }
 
 void ll_engine_free(ll_engine *e) {
@@ -95,25 +120,11 @@ void ll_engine_free(ll_engine *e) {
                      (void **)&e->gsend, (void **)&e->grecv, (void **)&e->prob_gather, (void **)&e->xfer};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         if (*bufs[i]) e->be->ops->dealloc(e->be, *bufs[i]);
-    void *host[] = {e->h_off, e->slot, e->point_of, e->stage_P, e->vsel_cols, e->h_tgt, e->h_tloc, e->h_buf, e->h_ibuf,
+    void *host[] = {e->h_off, e->slot, e->point_of, e->stage_P, e->h_pi, e->h_tgt, e->h_tloc, e->h_buf, e->h_ibuf,
                     e->h_gat, e->h_u, e->h_probs, e->r_lse, e->r_ent, e->r_zt, e->r_kl, e->r_tkp, e->r_rank,
                     e->r_tki, e->r_hidden, e->r_probs, e->r_lse_loc};
     for (size_t i = 0; i < sizeof host / sizeof host[0]; i++) free(host[i]);
     free(e);
-}
-
-/* The saved-probability columns of vocabulary slice [v0, v0 + n) of the run's selection (every id when
- * sel is NULL): *count of them, and when cols is given, each one's output column. */
-static int64_t slice_columns(const int32_t *sel, int64_t nv, int64_t v0, int64_t n, int64_t *cols) {
-    int64_t c = 0;
-    for (int64_t j = 0; j < nv; j++) {
-        int64_t id = sel ? sel[j] : j;
-        if (id >= v0 && id < v0 + n) {
-            if (cols) cols[c] = j;
-            c++;
-        }
-    }
-    return c;
 }
 
 ll_status ll_engine_init(ll_backend *be, const ll_config *c, const ll_weights *w, const ll_engine_par *par,
@@ -159,16 +170,8 @@ ll_status ll_engine_init(ll_backend *be, const ll_config *c, const ll_weights *w
     for (int i = 0; i < p->n; i++)
         if (e->slot[i] >= 0) e->point_of[e->slot[i]] = i;
     /* saved-probability columns this rank computes (its slice of the selection) */
-    e->nv_loc = e->nv_loc_max = o->probs_nv;
-    if (o->probs_nv > 0 && sh->tp > 1) {
-        e->nv_loc_max = 0;
-        for (int r = 0; r < sh->tp; r++) {
-            int64_t v0 = r * c->vocab / sh->tp, n = (r + 1) * c->vocab / sh->tp - v0;
-            int64_t cnt = slice_columns(o->probs_vocab, o->probs_nv, v0, n, NULL);
-            if (cnt > e->nv_loc_max) e->nv_loc_max = cnt;
-        }
-        e->nv_loc = slice_columns(o->probs_vocab, o->probs_nv, sh->v0, sh->n_v, NULL);
-    }
+    e->nv_loc_max = widest_slice_columns(o, c->vocab, sh->tp);
+    e->nv_loc = sh->tp > 1 ? slice_columns(o->probs_vocab, o->probs_nv, sh->v0, sh->n_v, NULL) : o->probs_nv;
     buf_req reqs[64];
     int n = 0;
     engine_buffers(e->c, e->P, o, max_T, sh->tp, sh->pp, e->nv_loc_max, e, reqs, &n);
@@ -201,36 +204,35 @@ ll_status ll_engine_init(ll_backend *be, const ll_config *c, const ll_weights *w
     e->r_lse_loc = ll_malloc_array((size_t)max_T, 4);
     int bad = !e->h_off || !e->h_tgt || !e->h_tloc || !e->h_buf || !e->h_ibuf || !e->r_lse || !e->r_ent || !e->r_zt || !e->r_kl ||
               !e->r_rank || !e->r_tkp || !e->r_tki || !e->r_lse_loc;
-    if (o->save_hidden && e->P > 0) bad |= !(e->r_hidden = ll_malloc_array((size_t)R, (size_t)d * 4));
-    if (nsel) {
+    /* the stage's results are assembled on its tensor-parallel rank 0 only */
+    const int leader = sh->tp_rank == 0;
+    if (o->save_hidden && e->P > 0 && leader) bad |= !(e->r_hidden = ll_malloc_array((size_t)R, (size_t)d * 4));
+    if (nsel && leader) {
         bad |= !(e->r_probs = ll_malloc_array((size_t)nsel, (size_t)o->probs_nv * 2));
-        bad |= !(e->h_probs = ll_malloc_array((size_t)nsel * (size_t)sh->tp, (size_t)e->nv_loc_max * 2));
+        if (sh->tp > 1)
+            bad |= !(e->h_probs = ll_malloc_array((size_t)nsel * (size_t)sh->tp, (size_t)e->nv_loc_max * 2));
     }
     if (sh->tp > 1) {
         bad |= !(e->h_gat = ll_malloc_array((size_t)R * (size_t)sh->tp, pw * 4));
         bad |= !(e->h_u = ll_malloc_array((size_t)max_T, (size_t)d * 4));
-        if (o->probs_nv > 0)
-            bad |= !(e->vsel_cols = ll_malloc_array((size_t)(e->nv_loc > 0 ? e->nv_loc : 1), sizeof *e->vsel_cols));
+        bad |= !(e->h_pi = ll_malloc_array((size_t)max_T * (size_t)sh->tp, sizeof *e->h_pi));
     }
     if (bad) {
         ll_engine_free(e);
         return ll_fail(err, LL_ERR_NOMEM, "out of host memory for a batch of %lld tokens", (long long)max_T);
     }
-    /* the vocabulary subset as local rows of this rank's slice */
-    if (o->probs_nv > 0 && (o->probs_vocab || sh->tp > 1)) {
-        int32_t *loc = ll_malloc_array((size_t)(o->probs_nv > 0 ? o->probs_nv : 1), 4);
+    /* the vocabulary subset as local rows of this rank's slice (without --probs-vocab a rank's columns are
+     * its whole slice, in order, and need no list) */
+    if (o->probs_nv > 0 && o->probs_vocab) {
+        int32_t *loc = ll_malloc_array((size_t)o->probs_nv, 4);
         if (!loc) {
             ll_engine_free(e);
             return ll_fail(err, LL_ERR_NOMEM, "out of memory");
         }
         int64_t nl = 0;
-        for (int64_t j = 0; j < o->probs_nv; j++) {
-            int64_t id = o->probs_vocab ? o->probs_vocab[j] : j;
-            if (id >= sh->v0 && id < sh->v0 + sh->n_v) {
-                if (e->vsel_cols) e->vsel_cols[nl] = j;
-                loc[nl++] = (int32_t)(id - sh->v0);
-            }
-        }
+        for (int64_t j = 0; j < o->probs_nv; j++)
+            if (o->probs_vocab[j] >= sh->v0 && o->probs_vocab[j] < sh->v0 + sh->n_v)
+                loc[nl++] = (int32_t)(o->probs_vocab[j] - sh->v0);
         ll_status rc = nl ? be->ops->upload(be, e->vsel, loc, (size_t)nl * 4) : LL_OK;
         free(loc);
         if (rc) {

@@ -27,7 +27,6 @@ struct ll_engine {
     int64_t V;            /* unembedding rows this rank holds: global ids [v0, v0 + V) */
     int64_t nv_loc;       /* saved-probability columns this rank computes */
     int64_t nv_loc_max;   /* the most any rank of the group computes */
-    int64_t *vsel_cols;   /* [nv_loc] output column of each local probability column */
     /* backend buffers (sizes for max_T tokens) */
     int32_t *ids, *pos;   /* [T] */
     int64_t *off;         /* [max_T + 1] prompt offsets */
@@ -51,7 +50,7 @@ struct ll_engine {
     float *pb;            /* [T] KL term p_final . b */
     float *xsel;          /* [P max_probs_rows, d] rows whose probabilities are saved */
     uint16_t *probs;      /* [P max_probs_rows, nv] */
-    int32_t *vsel;        /* [nv_loc] vocabulary subset (local ids) or NULL */
+    int32_t *vsel;        /* [nv_loc] --probs-vocab ids in this rank's slice (local ids); NULL without it */
     uint32_t *gsend, *grecv; /* tensor parallel: [Rcap, 3 + 2k] packed row states, [tp, Rcap, 3 + 2k] */
     uint16_t *prob_gather;   /* tensor parallel: [tp, P max_probs_rows, nv_loc_max] */
     void *xfer;           /* pipeline: staging of host transfers, xfer_bytes */
@@ -64,6 +63,7 @@ struct ll_engine {
     int32_t *h_ibuf;      /* [Rcap k] */
     uint32_t *h_gat;      /* tensor parallel: [tp, Rcap, 3 + 2k] */
     float *h_u;           /* tensor parallel: [max_T, d] */
+    float *h_pi;          /* tensor parallel: [tp, max_T] each slice's share of the final rows' softmax */
     uint16_t *h_probs;    /* [tp, P max_probs_rows, nv_loc_max] */
     /* this stage's merged results, point-major [P, T, ...] (host) */
     float *r_lse, *r_ent, *r_zt, *r_kl, *r_tkp; /* [Rcap], r_tkp [Rcap, k] */
@@ -87,6 +87,7 @@ typedef struct ll_vp_dev {
 typedef struct ll_vp_host {
     float *zt, *lse, *ent, *probs, *lse_own;
     int32_t *rank, *ids;
+    float *pi;                     /* [tp, R] each slice's share of the softmax (ll_lens_merge), or NULL */
 } ll_vp_host;
 
 /* The vocabulary-parallel lens pass over R rows x (backend, normalized) with global targets tgt (host):

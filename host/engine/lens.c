@@ -37,7 +37,7 @@ static ll_status final_terms(ll_engine *e, const ll_batch *b, ll_err *err) {
         ll_vp_dev dv = {.zt = e->zt_f, .lse = e->lse_f, .ent = e->ent_f, .probs = e->topk_probs_f,
                         .rank = e->rank_f, .ids = e->topk_ids_f};
         ll_vp_host hv = {.zt = e->r_zt, .lse = e->r_lse, .ent = e->r_ent, .probs = e->r_tkp, .rank = e->r_rank,
-                         .ids = e->r_tki, .lse_own = e->r_lse_loc};
+                         .ids = e->r_tki, .lse_own = e->r_lse_loc, .pi = e->h_pi};
         if ((rc = ll_engine_vp_pass(e, e->xf, T, b->target, &dv, &hv, err))) return rc;
         /* over this rank's slice, normalized within it (e->lse_f is still the slice's own LSE) */
         CHECK(be->ops->lens_expect(be, e->u, e->pb, e->xf, wu, bu, e->lse_f, T, d, e->V));
@@ -45,11 +45,14 @@ static ll_status final_terms(ll_engine *e, const ll_batch *b, ll_err *err) {
             float *pb = e->h_buf;
             CHECK(be->ops->download(be, e->h_u, e->u, (size_t)(T * d) * 4));
             CHECK(be->ops->download(be, pb, e->pb, (size_t)T * 4));
-            for (int64_t t = 0; t < T; t++) {
-                const float pi = (float)exp((double)e->r_lse_loc[t] - (double)e->r_lse[t]);
+            for (int64_t t = 0; t < T; t++) { /* shares renormalized to sum to 1 (in double), as lens_expect
+                                                  divides by its probabilities' actual sum */
+                double sum = 0;
+                for (int i = 0; i < sh->tp; i++) sum += e->h_pi[(int64_t)i * T + t];
+                const double w = (double)e->h_pi[(int64_t)sh->tp_rank * T + t] / sum;
                 float *ut = e->h_u + t * d;
-                for (int64_t j = 0; j < d; j++) ut[j] *= pi;
-                pb[t] *= pi;
+                for (int64_t j = 0; j < d; j++) ut[j] = (float)(ut[j] * w);
+                pb[t] = (float)(pb[t] * w);
             }
             CHECK(be->ops->upload(be, e->u, e->h_u, (size_t)(T * d) * 4));
             CHECK(be->ops->upload(be, e->pb, pb, (size_t)T * 4));
@@ -97,9 +100,10 @@ static ll_status saved_probs(ll_engine *e, const int64_t *probs_rows, int64_t ns
         for (int64_t j = 0; j < ns; j++) lse_sel[p * ns + j] = e->r_lse[p * T + probs_rows[j]];
     CHECK(be->ops->upload(be, e->zt, lse_sel, (size_t)rows * 4));
     const int whole = sh->tp == 1;
+    /* without --probs-vocab a rank's columns are its whole slice */
     if (e->nv_loc > 0)
         CHECK(be->ops->lens_probs(be, e->probs, e->xsel, wu, bu, e->zt, rows, d, e->V,
-                                  whole && !e->o.probs_vocab ? NULL : e->vsel, e->nv_loc));
+                                  e->o.probs_vocab ? e->vsel : NULL, e->nv_loc));
     if (whole) {
         CHECK(be->ops->download(be, e->r_probs, e->probs, (size_t)(rows * nv) * 2));
         return LL_OK;
@@ -147,16 +151,20 @@ ll_status ll_engine_lens(ll_engine *e, const ll_batch *b, const int64_t *probs_r
     if (P > 0 && (rc = ll_engine_norm(e, xn, e->pts, ll_weights_global(e->w, LL_GW_FINAL_NORM),
                                       ll_weights_global(e->w, LL_GW_FINAL_NORM_B), R, err)))
         return rc;
-    /* 2 */
-    if ((rc = final_terms(e, b, err))) return rc;
+    /* 2 and 3: the last stage needs its final terms first (its points' pass reuses the host results); an
+     * earlier stage runs its points' pass while the later stages are still forwarding, then waits for them */
+    const int last = sh->pp_rank == sh->pp - 1;
+    if (last && (rc = final_terms(e, b, err))) return rc;
     if (P > 0) {
-        /* 3 */
         for (int64_t p = 0; p < P; p++) memcpy(e->h_tgt + p * T, b->target, (size_t)T * 4);
         ll_vp_dev dv = {.zt = e->zt, .lse = e->lse, .ent = e->ent, .probs = e->topk_probs, .rank = e->rank,
                         .ids = e->topk_ids};
         ll_vp_host hv = {.zt = e->r_zt, .lse = e->r_lse, .ent = e->r_ent, .probs = e->r_tkp, .rank = e->r_rank,
                          .ids = e->r_tki};
         if ((rc = ll_engine_vp_pass(e, xn, R, e->h_tgt, &dv, &hv, err))) return rc;
+    }
+    if (!last && (rc = final_terms(e, b, err))) return rc;
+    if (P > 0) {
         /* 4, with the merged LSE of every row */
         if (sh->tp > 1) CHECK(be->ops->upload(be, e->lse, e->r_lse, (size_t)R * 4));
         CHECK(be->ops->lens_kl(be, e->kl, xn, wu, e->u, e->pb, e->ent_f, e->lse, R, T, d));

@@ -12,6 +12,7 @@
 #include "engine_internal.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <string.h>
 
 #define CHECK(call)                                                                    \
@@ -109,11 +110,12 @@ ll_status ll_engine_vp_pass(ll_engine *e, const float *x, int64_t R, const int32
     CHECK(be->ops->download(be, hv->rank, dv->rank, (size_t)R * 4));
     CHECK(be->ops->download(be, hv->ids, dv->ids, (size_t)(R * kk) * 4));
     CHECK(be->ops->download(be, hv->probs, dv->probs, (size_t)(R * kk) * 4));
-    if (kk < k) /* rows of kk entries to rows of k, padded with probability 0 (never chosen over a real id) */
+    if (kk < k) /* rows of kk entries to rows of k, padded with probability -1: below every real id (even one
+                   whose probability underflowed to 0), and the group holds at least k real ids */
         for (int64_t r = R - 1; r >= 0; r--)
             for (int j = k - 1; j >= 0; j--) {
-                hv->ids[r * k + j] = j < kk ? hv->ids[r * kk + j] : (int32_t)v0;
-                hv->probs[r * k + j] = j < kk ? hv->probs[r * kk + j] : 0.0f;
+                hv->ids[r * k + j] = j < kk ? hv->ids[r * kk + j] : INT32_MAX;
+                hv->probs[r * k + j] = j < kk ? hv->probs[r * kk + j] : -1.0f;
             }
     if (hv->lse_own) memcpy(hv->lse_own, hv->lse, (size_t)R * 4);
     if (!split) return LL_OK;
@@ -133,6 +135,6 @@ ll_status ll_engine_vp_pass(ll_engine *e, const float *x, int64_t R, const int32
     if (e->tp->allgather(e->tp, be, e->grecv, e->gsend, (size_t)(R * pw) * 4))
         return ll_fail(err, LL_ERR_BACKEND, "lens row-state all-gather: %s", e->tp->err.msg);
     CHECK(be->ops->download(be, pk, e->grecv, (size_t)(R * pw) * 4 * (size_t)sh->tp));
-    ll_lens_merge(sh->tp, R, k, pk, hv->lse, hv->ent, hv->rank, hv->ids, hv->probs, NULL);
+    ll_lens_merge(sh->tp, R, k, pk, hv->lse, hv->ent, hv->rank, hv->ids, hv->probs, hv->pi);
     return LL_OK;
 }
