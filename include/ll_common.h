@@ -22,6 +22,7 @@ typedef enum ll_status {
     LL_ERR_BACKEND = 5,  /* backend not available or failed (CUDA, cuBLAS, ...) */
     LL_ERR_INTERNAL = 6, /* invariant broken: a bug */
     LL_ERR_INTERRUPTED = 7, /* stopped by SIGINT or SIGTERM */
+    LL_STOPPED_CHECKPOINT = 8, /* stopped after a committed batch on request (SIGUSR1): resumable */
 } ll_status;
 
 #define LL_ERR_MSG_MAX 1024

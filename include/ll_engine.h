@@ -7,6 +7,7 @@
 #include "ll_comm.h"
 #include "ll_model.h"
 
+#include <signal.h>
 #include <stdint.h>
 
 #define LL_POINT_NAME_MAX 24
@@ -54,6 +55,12 @@ typedef struct ll_engine_opts {
     int64_t probs_nv;           /* columns of saved probability rows (0 = none saved) */
     const int32_t *probs_vocab; /* [probs_nv] host ids, NULL = all V */
     int64_t max_probs_rows;     /* most tokens per batch whose rows are saved */
+    /* Stops a batch within moments: checked between layers and between chunks of lens rows; when it is
+     * non-zero the forward or lens returns LL_ERR_INTERRUPTED. NULL: never. */
+    const volatile sig_atomic_t *cancel;
+    /* Called during a batch with the share of its work done (0..1], e.g. for progress. NULL: not called. */
+    void (*progress)(void *ctx, double fraction);
+    void *progress_ctx;
 } ll_engine_opts;
 
 typedef struct ll_engine ll_engine;

@@ -1,5 +1,6 @@
-"""An interrupted run (SIGINT between batches) stops with exit code 130, says so in one line, and leaves
-neither the output file nor its temporary file behind."""
+"""An interrupted run (SIGINT) stops with exit code 130 and says so in one line; it leaves no output file
+nor its temporary, only the journal of the batches it committed, from which --resume continues (more in
+tests/test_resume.py)."""
 import os
 import subprocess
 
@@ -16,5 +17,8 @@ def test_sigint_leaves_no_output(ll, tmp_path):
                         "--batch-tokens", "3", "--backend", "cpu", "--quiet"], env=env, capture_output=True,
                        text=True, timeout=300)
     assert p.returncode == 130, p.stderr
-    assert p.stderr.strip() == "logitlens run: interrupted by signal 2 after 6 of 15 tokens; no output written"
-    assert list(tmp_path.iterdir()) == [prompts], list(tmp_path.iterdir())
+    assert p.stderr.strip() == ("logitlens run: interrupted by signal 2 after 6 of 15 tokens; 2 batches are committed "
+                                "in %s.journal: continue with --resume" % out)
+    assert sorted(x.name for x in tmp_path.iterdir()) == ["out.h5.journal", "p.jsonl"], list(tmp_path.iterdir())
+    assert sorted(os.listdir(str(out) + ".journal")) == ["batch-000000.bin", "batch-000001.bin", "progress.json",
+                                                         "run.json"]

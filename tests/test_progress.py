@@ -39,7 +39,7 @@ def test_summary_line_with_load_and_run_times(ll, tmp_path):
     p = _run(ll, model, prompts, out, {"LOGITLENS_PROGRESS_DELAY": "1000"})
     assert p.returncode == 0, p.stderr
     last = p.stderr.splitlines()[-1]
-    m = re.fullmatch(r"logitlens: wrote (\S+): 3 prompts, 12 tokens, (\d+) points; weights ([0-9.]+) s, "
+    m = re.fullmatch(r"logitlens: wrote (\S+): 3 prompts, 12 tokens, (\d+) points on the cpu backend; weights ([0-9.]+) s, "
                      r"forward \+ lens ([0-9.]+) s \((\d+) tokens per second\); peak host memory (\d+) MiB", last)
     assert m, last
     assert m.group(1) == str(out) and int(m.group(2)) == 3  # embed + post.0 + post.1
@@ -48,3 +48,18 @@ def test_summary_line_with_load_and_run_times(ll, tmp_path):
     assert run_s > 0, last
     lo, hi = 12 / (run_s + 0.005), 12 / max(run_s - 0.005, 1e-9)  # run_s is printed to 0.01 s
     assert lo - 1 <= rate <= hi + 1, last
+
+
+def test_progress_within_one_long_batch(ll, tmp_path):
+    """One batch that takes a while reports progress before it ends (per layer and per lens chunk), not only
+    when the batch is done."""
+    model = ll.synth(arch="llama", layers=8, d_model=256, heads=4, kv_heads=2, ffn=1024, vocab=8000, ctx=2048,
+                     tokenizer="none")
+    prompts = tmp_path / "p.jsonl"
+    write_jsonl(prompts, [list(range(1, 1201))])
+    env = {"LOGITLENS_PROGRESS_DELAY": "0"}
+    p = _run(ll, model, prompts, tmp_path / "a.h5", env, "--batch-tokens", "4096", "--points", "embed,mid,post")
+    assert p.returncode == 0, p.stderr
+    partial = [l for l in p.stderr.splitlines() if re.search(r"\b(\d+)/1200 tokens", l) and "/1200 tokens (100%)" not in l]
+    counts = {int(re.search(r"(\d+)/1200 tokens", l).group(1)) for l in partial}
+    assert len(counts - {0}) >= 2, p.stderr  # several distinct points inside the one batch

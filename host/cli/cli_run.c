@@ -13,7 +13,7 @@ int ll_cmd_run(int argc, char **argv) {
     ll_status rc = ll_run_opts_parse(argc, argv, &o, &help, &err);
     if (help) fputs(ll_run_usage, stdout);
     else if (!rc) rc = ll_run_execute(&o, &err);
-    if (rc) fprintf(stderr, "logitlens run: %s\n", err.msg);
+    if (rc && err.msg[0]) fprintf(stderr, "logitlens run: %s\n", err.msg);
     ll_run_opts_free(&o);
     return ll_status_exit_code(rc);
 }

@@ -16,6 +16,7 @@ typedef struct ll_run_opts {
     const char *points, *layers, *save_probs, *probs_vocab, *backend;
     int topk;
     int save_hidden, add_special, quiet, tf32;
+    int resume;               /* --resume: continue OUT.journal, or do nothing when OUT is complete */
     int threads, device;      /* device: -1 = the local rank (0 for one process) */
     int64_t batch_tokens;
     int tp, pp;               /* tensor-parallel ranks x pipeline stages = the launcher's world size */

@@ -10,14 +10,15 @@ const char ll_run_usage[] =
     "                     [--topk K] [--points embed,mid,post] [--layers A:B:S] [--save-probs last|all|POS,...]\n"
     "                     [--probs-vocab IDS] [--save-hidden] [--no-special] [--backend cpu|cuda|auto]\n"
     "                     [--device N] [--tf32] [--threads N] [--batch-tokens N] [--quiet]\n"
-    "                     [--tp T] [--pp P] [--rendezvous DIR] [--comm-timeout SECONDS]\n"
+    "                     [--tp T] [--pp P] [--rendezvous DIR] [--comm-timeout SECONDS] [--resume]\n"
     "\n"
     "Runs the model (a Hugging Face directory, a .gguf file, or a directory holding one .gguf) over the\n"
     "prompts, applies the final norm + unembedding + softmax to the residual stream at every selected point,\n"
     "and writes top-k, entropy, KL to the final layer and target statistics to FILE.h5 (format:\n"
     "docs/hdf5-format.md). Under srun or mpirun, one process per GPU or CPU rank splits the model --tp ways\n"
     "(tensor parallel) by --pp stages (pipeline); rank 0 writes FILE.h5 (docs/scale-out.md). See docs/cli.md\n"
-    "for every option.\n";
+    "for every option. Committed batches are kept in FILE.h5.journal until the run ends: a run stopped by a\n"
+    "signal, a kill or a crash continues with --resume.\n";
 
 void ll_run_opts_init(ll_run_opts *o) {
     memset(o, 0, sizeof *o);
@@ -86,6 +87,7 @@ ll_status ll_run_opts_parse(int argc, char **argv, ll_run_opts *o, int *help, ll
         else if (ll_arg_flag(argv, i, "--tf32")) o->tf32 = 1;
         else if (ll_arg_flag(argv, i, "--no-special")) o->add_special = 0;
         else if (ll_arg_flag(argv, i, "--quiet")) o->quiet = 1;
+        else if (ll_arg_flag(argv, i, "--resume")) o->resume = 1;
         else return ll_fail(err, LL_ERR_USAGE, "unknown option '%s' (see logitlens run --help)", argv[i]);
 #undef OPT
         if (r < 0) return ll_fail(err, LL_ERR_USAGE, "option %s needs a value", name);

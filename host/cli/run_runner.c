@@ -11,8 +11,10 @@
 #include "ll_ranks.h"
 #include "ll_shard.h"
 #include "run.h"
+#include "run_internal.h"
 #include "run_select.h"
 
+#include <limits.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -21,7 +23,17 @@
 #include <time.h>
 #include <unistd.h>
 
-static volatile sig_atomic_t interrupted = 0;
+static volatile sig_atomic_t interrupted = 0, checkpoint_req = 0;
+
+/* Progress within a batch: the engine reports the share done (ll_engine_opts.progress). */
+static void on_batch_progress(void *ctx, double fraction) {
+    run_batch_progress *bp = ctx;
+    if (bp && bp->prog) ll_progress_update(bp->prog, bp->base + (int64_t)((double)bp->T * fraction));
+}
+static void on_checkpoint(int sig) {
+    (void)sig;
+    checkpoint_req = 1;
+}
 #define LL_PEAK_LIST 64 /* ranks whose peak memory the closing line lists */
 static void on_signal(int sig) { interrupted = sig; }
 
@@ -39,35 +51,11 @@ static void at_exit_ranks(void) {
     if (ranks_tmp_path[0]) unlink(ranks_tmp_path);
 }
 
-/* Everything a run holds; freed in one place (run_free). */
-typedef struct run_ctx {
-    ll_run_opts *o;
-    ll_model_files *mf;
-    ll_tokenizer *tk;
-    char tokenizer_error[LL_ERR_MSG_MAX]; /* why the model's tokenizer was not used ("" when it was) */
-    ll_points pts;
-    ll_probs_sel ps;
-    int32_t *pvocab;         /* --probs-vocab ids, or NULL (every id) */
-    int64_t pvocab_n;        /* columns of probs */
-    int32_t *all_ids;        /* probs_vocab_index without --probs-vocab */
-    int64_t total_tokens, max_T, max_rows;
-    ll_h5_writer *h5;
-    ll_backend *be;
-    ll_weights w;
-    ll_engine *eng;
-    ll_rank_env env;         /* this process's place in the launch (one rank without a launcher) */
-    ll_world world;          /* the world communicator (opened when there are several ranks) */
-    int world_open;
-    ll_comm *wc;             /* the world communicator the run uses (world.comm, or its device-check wrapper) */
-    ll_comm *tpc;            /* the tensor-parallel group */
-    ll_shard sh;             /* what this rank holds */
-    ll_engine_opts eo;
-    char **texts;            /* [2 * prompts] prompt text and target text of each prompt */
-    double t_load, t_run;
-} run_ctx;
-
 static void run_free(run_ctx *r) {
     ll_h5_abort(r->h5);
+    ll_journal_close(r->journal);
+    free(r->journal_dir);
+    free(r->command_line);
     if (r->texts)
         for (int i = 0; i < 2 * r->o->prompts.n; i++) free(r->texts[i]);
     free(r->texts);
@@ -176,7 +164,7 @@ static ll_status run_backend(run_ctx *r, ll_err *err) {
 
 /* all[i * bytes ..] = rank i's mine[0 .. bytes), host memory, through the backend (the communicator works on
  * backend memory). One rank: a copy. */
-static ll_status run_allgather_host(run_ctx *r, const void *mine, size_t bytes, void *all, ll_err *err) {
+ll_status run_allgather_host(run_ctx *r, const void *mine, size_t bytes, void *all, ll_err *err) {
     if (r->env.world == 1 || !r->world_open) {
         memcpy(all, mine, bytes);
         return LL_OK;
@@ -221,19 +209,18 @@ static ll_status run_gather_devices(run_ctx *r, char ***out, ll_err *err) {
     return LL_OK;
 }
 
-/* 3: the backend, the memory plan checked before anything is uploaded, and the output file (an unwritable
- * path fails before the expensive part). */
+/* 3: the backend, and the memory plan checked before anything is uploaded. */
 static ll_status run_open(run_ctx *r, ll_err *err) {
     ll_run_opts *o = r->o;
-    const ll_config *c = &r->mf->cfg;
-    const int64_t V = c->vocab;
     ll_status rc;
     if (!r->be && (rc = run_backend(r, err))) return rc;
     const char *bname = r->be->ops->name;
     if (o->tf32 && !strcmp(bname, "cpu"))
         note(r, "--tf32 has no effect on the cpu backend (its fp32 matmuls stay fp32)");
     r->eo = (ll_engine_opts){.topk = o->topk, .save_hidden = o->save_hidden, .probs_nv = r->ps.mode ? r->pvocab_n : 0,
-                             .probs_vocab = r->pvocab, .max_probs_rows = r->max_rows};
+                             .probs_vocab = r->pvocab, .max_probs_rows = r->max_rows,
+                             .cancel = r->env.world == 1 ? &interrupted : NULL, /* ranks end on a signal at once */
+                             .progress = on_batch_progress, .progress_ctx = &r->bp};
     ll_memplan plan;
     size_t free_b = 0, total_b = 0;
     ll_memplan_compute(r->mf, bname, &r->sh, &r->pts, &r->eo, r->max_T, &plan);
@@ -259,6 +246,17 @@ static ll_status run_open(run_ctx *r, ll_err *err) {
                        "larger device or more ranks (--tp, --pp; logitlens plan)",
                        o->model, bname, where, need, wb, (long long)r->max_T, ab, have, free_b);
     }
+    return LL_OK;
+}
+
+/* 3b: the output file (rank 0 writes it; every rank takes part in gathering the devices). An unwritable
+ * path fails before the expensive part. */
+static ll_status run_open_output(run_ctx *r, ll_err *err) {
+    ll_run_opts *o = r->o;
+    const ll_config *c = &r->mf->cfg;
+    const int64_t V = c->vocab;
+    const char *bname = r->be->ops->name;
+    ll_status rc;
     char **devs = NULL;
     if ((rc = run_gather_devices(r, &devs, err))) return rc;
     if (r->sh.rank != 0) { /* only rank 0 writes the output */
@@ -266,9 +264,6 @@ static ll_status run_open(run_ctx *r, ll_err *err) {
         return LL_OK;
     }
 
-    char created[32];
-    time_t now = time(NULL);
-    strftime(created, sizeof created, "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
     if (r->ps.mode && !r->pvocab) { /* probs_vocab_index covers every id */
         if (!(r->all_ids = ll_malloc_array((size_t)V, 4))) return ll_fail(err, LL_ERR_NOMEM, "out of memory");
         for (int64_t i = 0; i < V; i++) r->all_ids[i] = (int32_t)i;
@@ -283,7 +278,8 @@ static ll_status run_open(run_ctx *r, ll_err *err) {
     for (int i = 0; i < r->pts.n; i++) pnames[i] = r->pts.names[i];
     const ll_model_files *mf = r->mf;
     ll_h5_meta meta = {
-        .path = o->out, .command_line = ll_command_line, .created = created, .model_path = o->model,
+        .path = o->out, .command_line = r->command_line ? r->command_line : ll_command_line, .created = r->created,
+        .model_path = o->model,
         .architecture = c->arch, .dtype = ll_dtype_name(mf->n_quantized ? ll_model_weights_dtype(mf, bname) : mf->dtype),
         .backend = bname, .allow_tf32 = o->tf32 && strcmp(bname, "cpu") != 0,
         .n_layers = c->n_layers, .d_model = c->d_model, .vocab_size = V, .topk = o->topk,
@@ -333,9 +329,10 @@ static void batch_bufs_free(batch_bufs *b) {
     free(b->tok), free(b->pos), free(b->tgt), free(b->off), free(b->len), free(b->rows), free(b->pt), free(b->tt);
 }
 
-/* Test hooks (tests/test_ranks.py): LOGITLENS_TEST_FAULT_RANK=R with LOGITLENS_TEST_FAULT=error|kill makes
- * rank R fail with an error or die by SIGKILL once it has run LOGITLENS_TEST_FAULT_AFTER batches (default
- * 0: in its first batch, after the lens). */
+/* Test hooks (tests/test_ranks.py, tests/test_resume.py): LOGITLENS_TEST_FAULT_RANK=R with
+ * LOGITLENS_TEST_FAULT=error|kill makes rank R fail with an error or die by SIGKILL when
+ * LOGITLENS_TEST_FAULT_AFTER batches (default 0) are committed: with the next batch computed but not yet
+ * committed, or, when every batch is committed, before the output file is finished. */
 static ll_status run_test_fault(run_ctx *r, int64_t batches_done, ll_err *err) {
     const char *rk = getenv("LOGITLENS_TEST_FAULT_RANK"), *what = getenv("LOGITLENS_TEST_FAULT");
     if (!rk || !what) return LL_OK;
@@ -349,7 +346,37 @@ static ll_status run_test_fault(run_ctx *r, int64_t batches_done, ll_err *err) {
                    r->env.rank, (long long)batches_done, what);
 }
 
-/* 4: the batch loop: forward, lens, append; SIGINT/SIGTERM stop it between batches. */
+/* Batch bi, committed by an earlier attempt, from the journal into the output (rank 0). Its packing must be
+ * the one this run plans (the journal's identity already matched). */
+static ll_status run_replay_batch(run_ctx *r, int64_t bi, int64_t T, int np, ll_err *err) {
+    ll_journal_batch jb;
+    ll_status rc = ll_journal_read(r->journal, bi, &r->jshape, &jb, err);
+    if (rc) return rc;
+    if (jb.b.n_tokens != T || jb.b.n_prompts != np)
+        rc = ll_fail(err, LL_ERR_INPUT, "%s: batch %lld holds %d prompts and %lld tokens, this run packs %d and %lld; "
+                     "delete %s to start over", r->journal_dir, (long long)bi, jb.b.n_prompts, (long long)jb.b.n_tokens,
+                     np, (long long)T, r->journal_dir);
+    else
+        rc = ll_h5_append(r->h5, &jb.b, err);
+    ll_journal_batch_free(&jb);
+    return rc;
+}
+
+/* Whether a checkpoint was asked for (SIGUSR1; with several ranks, on any rank: every rank stops after the
+ * same batch). */
+static ll_status run_checkpoint_requested(run_ctx *r, int *stop, ll_err *err) {
+    *stop = checkpoint_req != 0;
+    if (r->env.world == 1) return LL_OK;
+    int64_t mine = checkpoint_req != 0, *all = malloc(sizeof mine * (size_t)r->env.world);
+    if (!all) return ll_fail(err, LL_ERR_NOMEM, "out of memory");
+    ll_status rc = run_allgather_host(r, &mine, sizeof mine, all, err);
+    for (int i = 0; !rc && i < r->env.world; i++) *stop |= all[i] != 0;
+    free(all);
+    return rc;
+}
+
+/* 4: the batch loop: forward, lens, commit (journal, then output). SIGINT/SIGTERM stop it within a layer,
+ * keeping what was committed; SIGUSR1 after the batch in flight. */
 static ll_status run_batches(run_ctx *r, ll_err *err) {
     ll_run_opts *o = r->o;
     const ll_prompt_set *prompts = &o->prompts;
@@ -368,10 +395,15 @@ static ll_status run_batches(run_ctx *r, ll_err *err) {
         signal(SIGINT, on_signal);
         signal(SIGTERM, on_signal);
     }
+    signal(SIGUSR1, on_checkpoint);
     /* test hook: deliver SIGINT to ourselves after this many batches (tests/test_interrupt.py) */
     const char *sig_after = getenv("LOGITLENS_TEST_SIGINT_AFTER_BATCHES");
     int64_t sig_after_n = -1, n_batches = 0;
     if (sig_after && ll_parse_int(sig_after, 0, INT32_MAX, &sig_after_n)) sig_after_n = -1;
+    /* test hook: SIGUSR1 to ourselves when this batch index starts (tests/test_resume.py) */
+    const char *usr1 = getenv("LOGITLENS_TEST_USR1_AFTER_BATCHES");
+    int64_t usr1_at = -1;
+    if (usr1 && ll_parse_int(usr1, 0, INT32_MAX, &usr1_at)) usr1_at = -1;
     ll_progress prog;
     ll_progress_start(&prog, r->total_tokens, "tokens", o->quiet);
     int64_t done = 0;
@@ -379,7 +411,8 @@ static ll_status run_batches(run_ctx *r, ll_err *err) {
     ll_lens_out res = {0};
     ll_status rc = LL_OK;
     const int saving = r->ps.mode != LL_PROBS_NONE;
-    for (int first = 0; first < np_all && !rc;) {
+    r->bp.prog = &prog; /* the engine reports within a batch through r->bp (run_open) */
+    for (int first = 0, bi = 0; first < np_all && !rc; bi++) {
         int np = 0;
         int64_t T = 0, nrows = 0;
         b.off[0] = 0;
@@ -398,31 +431,50 @@ static ll_status run_batches(run_ctx *r, ll_err *err) {
             T += p->n;
             b.off[++np] = T;
         }
+        if (bi < r->skip_batches) { /* committed by an earlier attempt: into the output from the journal */
+            if (writer) rc = run_replay_batch(r, bi, T, np, err);
+            first += np;
+            done += T;
+            ll_progress_update(&prog, done);
+            continue;
+        }
+        if (bi == usr1_at) raise(SIGUSR1); /* test hook: a checkpoint request while this batch is in flight */
         ll_batch batch = {.T = T, .n_prompts = np, .tokens = b.tok, .pos = b.pos, .off = b.off, .target = b.tgt};
         if (writer && (rc = ll_lens_out_alloc(&res, T, r->pts.n, o->topk, c->d_model, o->save_hidden,
                                               saving ? nrows : 0, r->pvocab_n, err)))
             break;
+        r->bp.base = done;
+        r->bp.T = T;
         if ((rc = ll_engine_forward(r->eng, &batch, err))) break;
         if ((rc = ll_engine_lens(r->eng, &batch, b.rows, saving ? nrows : 0, writer ? &res : NULL, err))) break;
-        if ((rc = run_test_fault(r, n_batches, err))) break;
+        if ((rc = run_test_fault(r, bi, err))) break; /* bi batches committed, this one in flight */
         first += np;
         done += T;
+        if (writer) { /* durable in the journal first, then into the output */
+            ll_h5_batch hb = {.n_prompts = np, .prompt_texts = b.pt, .prompt_targets = b.tt, .prompt_lengths = b.len,
+                              .n_tokens = T, .tokens = b.tok, .target_ids = b.tgt, .topk_ids = res.topk_ids,
+                              .topk_probs = res.topk_probs, .entropy = res.entropy, .kl_final = res.kl_final,
+                              .target_probs = res.target_probs, .target_logprobs = res.target_logprobs,
+                              .target_ranks = res.target_ranks, .n_probs_rows = saving ? nrows : 0,
+                              .probs_token = b.rows, .probs = res.probs, .hidden = res.hidden};
+            rc = ll_journal_append(r->journal, &hb, &r->jshape, first, done, r->total_tokens, err);
+            if (!rc) rc = ll_h5_append(r->h5, &hb, err);
+            ll_lens_out_free(&res);
+            if (rc) break;
+        }
         if (++n_batches == sig_after_n) raise(SIGINT);
         ll_progress_update(&prog, done);
-        if (interrupted) /* one process; with several ranks a signal ends the rank at once (on_signal_ranks) */
-            rc = ll_fail(err, LL_ERR_INTERRUPTED, "interrupted by signal %d after %lld of %lld tokens; no output written",
-                         (int)interrupted, (long long)done, (long long)r->total_tokens);
-        if (!writer) continue;
-        ll_h5_batch hb = {.n_prompts = np, .prompt_texts = b.pt, .prompt_targets = b.tt, .prompt_lengths = b.len,
-                          .n_tokens = T, .tokens = b.tok, .target_ids = b.tgt, .topk_ids = res.topk_ids,
-                          .topk_probs = res.topk_probs, .entropy = res.entropy, .kl_final = res.kl_final,
-                          .target_probs = res.target_probs, .target_logprobs = res.target_logprobs,
-                          .target_ranks = res.target_ranks, .n_probs_rows = saving ? nrows : 0,
-                          .probs_token = b.rows, .probs = res.probs, .hidden = res.hidden};
-        ll_status arc = ll_h5_append(r->h5, &hb, err);
-        ll_lens_out_free(&res);
-        if (!rc) rc = arc;
+        int stop = 0;
+        if ((rc = run_checkpoint_requested(r, &stop, err))) break;
+        if (stop && first < np_all)
+            rc = ll_fail(err, LL_STOPPED_CHECKPOINT, "stopped at a checkpoint (SIGUSR1) after %lld of %lld tokens",
+                         (long long)done, (long long)r->total_tokens);
     }
+    if (!rc) rc = run_test_fault(r, n_batches + r->skip_batches, err); /* every batch committed, the file not yet */
+    if (rc == LL_ERR_INTERRUPTED && interrupted)
+        ll_fail(err, LL_ERR_INTERRUPTED, "interrupted by signal %d after %lld of %lld tokens", (int)interrupted,
+                (long long)done, (long long)r->total_tokens);
+    r->bp.prog = NULL;
     ll_lens_out_free(&res);
     batch_bufs_free(&b);
     if (!rc) ll_progress_finish(&prog, done);
@@ -510,6 +562,23 @@ static void run_fail_ranks(run_ctx *r, ll_status rc, const ll_err *err) {
     _exit(ll_status_exit_code(rc));
 }
 
+/* After a failure, interruption or checkpoint (rank 0): the committed batches stay in the journal and the
+ * message says how to continue; a journal without a committed batch is removed (nothing to resume). */
+static void run_journal_outcome(run_ctx *r, ll_status rc, ll_err *err) {
+    if (!r->journal || !r->journal_active || r->env.rank != 0) return;
+    const int64_t n = ll_journal_batches(r->journal);
+    const size_t used = strlen(err->msg), room = sizeof err->msg - used;
+    if (n == 0) {
+        ll_journal_remove(r->journal, NULL);
+        ll_journal_close(r->journal);
+        r->journal = NULL;
+        if (rc == LL_ERR_INTERRUPTED || rc == LL_STOPPED_CHECKPOINT) snprintf(err->msg + used, room, "; no output written");
+        return;
+    }
+    snprintf(err->msg + used, room, "; %lld batches are committed in %s: continue with --resume", (long long)n,
+             r->journal_dir);
+}
+
 ll_status ll_run_execute(ll_run_opts *o, ll_err *err) {
     run_ctx r = {.o = o};
     ll_status rc;
@@ -519,7 +588,17 @@ ll_status ll_run_execute(ll_run_opts *o, ll_err *err) {
     ll_shard_make(&r.mf->cfg, o->tp, o->pp, r.env.rank, &r.sh);
     run_plan_batches(&r);
     if ((rc = run_open(&r, err))) goto done;
+    if ((rc = run_journal_prepare(&r, err))) goto done;
+    if (r.already_done) {
+        note(&r, "%s is complete; --resume has nothing to do", o->out);
+        goto done;
+    }
+    if (r.skip_batches > 0)
+        note(&r, "resuming %s: %lld batches committed by an earlier attempt are taken from %s", o->out,
+             (long long)r.skip_batches, r.journal_dir);
+    if ((rc = run_open_output(&r, err))) goto done;
     if ((rc = run_share_tmp_path(&r, err))) goto done;
+    if ((rc = run_journal_start(&r, err))) goto done;
     r.t_load = ll_now();
     if ((rc = ll_weights_upload(r.be, r.mf, &r.sh, &r.w, err))) goto done;
     ll_engine_par par = {.shard = &r.sh};
@@ -542,6 +621,8 @@ ll_status ll_run_execute(ll_run_opts *o, ll_err *err) {
         r.h5 = NULL;
         if (rc) goto done;
     }
+    /* the output is complete: its journal goes */
+    if (r.journal && (rc = ll_journal_remove(r.journal, err))) goto done;
     /* every rank's peak host memory, reported by rank 0 */
     int64_t my_kib = peak_rss_kib(), *kibs = calloc((size_t)r.env.world, sizeof *kibs);
     if (!kibs) {
@@ -573,14 +654,16 @@ ll_status ll_run_execute(ll_run_opts *o, ll_err *err) {
             if (n < sizeof peak) snprintf(peak + n, sizeof peak - n, "%s MiB", r.env.world > LL_PEAK_LIST ? ", ..." : "");
         }
         if (r.env.world > 1) snprintf(ranks, sizeof ranks, " on %d ranks (--tp %d --pp %d)", r.env.world, o->tp, o->pp);
-        fprintf(stderr, "logitlens: wrote %s: %d prompts, %lld tokens, %d points%s; weights %.2f s, forward + lens "
-                        "%.2f s (%.0f tokens per second)%s\n",
-                o->out, o->prompts.n, (long long)r.total_tokens, r.pts.n, ranks, r.t_run - r.t_load, run_s,
-                run_s > 0 ? (double)r.total_tokens / run_s : 0.0, peak);
+        fprintf(stderr, "logitlens: wrote %s: %d prompts, %lld tokens, %d points%s on the %s backend; weights %.2f s, "
+                        "forward + lens %.2f s (%.0f tokens per second)%s\n",
+                o->out, o->prompts.n, (long long)r.total_tokens, r.pts.n, ranks, r.be->ops->name, r.t_run - r.t_load,
+                run_s, run_s > 0 ? (double)r.total_tokens / run_s : 0.0, peak);
     }
     free(kibs);
 done:
-    if (rc) run_fail_ranks(&r, rc, err);
+    if (rc) run_journal_outcome(&r, rc, err);
+    if (rc && rc != LL_STOPPED_CHECKPOINT) run_fail_ranks(&r, rc, err);
+    if (rc == LL_STOPPED_CHECKPOINT && r.env.rank != 0) err->msg[0] = 0; /* rank 0 says it */
     run_free(&r);
     return rc;
 }

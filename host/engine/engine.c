@@ -241,6 +241,16 @@ ll_status ll_engine_init(ll_backend *be, const ll_config *c, const ll_weights *w
             return rc;
         }
     }
+    /* the forward pass's share of a batch's work: the stage's matmul elements per token against the lens's
+     * d x V per captured row (and per final row on the last stage) */
+    {
+        const ll_config *lc = e->c;
+        const double hd = lc->head_dim, nq = lc->n_heads * hd, nkv = lc->n_kv_heads * hd, dd = (double)lc->d_model;
+        const double per_layer = dd * (nq + 2 * nkv) + nq * dd + (lc->mlp == LL_MLP_SWIGLU ? 3 : 2) * dd * (double)lc->d_ff;
+        const double fwd = per_layer * (sh->layer1 - sh->layer0);
+        const double lens = dd * (double)e->V * (e->P + (sh->pp_rank == sh->pp - 1 ? 2 : 0));
+        e->fwd_share = fwd + lens > 0 ? fwd / (fwd + lens) : 1.0;
+    }
     *out = e;
     return LL_OK;
 }

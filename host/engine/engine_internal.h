@@ -72,7 +72,18 @@ struct ll_engine {
     uint16_t *r_probs;    /* [P, max_probs_rows, nv] when probabilities are saved */
     float *r_lse_loc;     /* [max_T] this rank's own final-row LSE over its slice */
     ll_engine_comm_stats stats;
+    double fwd_share;     /* the forward pass's share of a batch's work (for progress), the lens the rest */
 };
+
+/* LL_ERR_INTERRUPTED when the run asked to stop (ll_engine_opts.cancel). */
+static inline ll_status ll_engine_cancelled(const ll_engine *e, ll_err *err) {
+    if (e->o.cancel && *e->o.cancel) return ll_fail(err, LL_ERR_INTERRUPTED, "interrupted");
+    return LL_OK;
+}
+/* Reports the share of the batch done. */
+static inline void ll_engine_progress(const ll_engine *e, double fraction) {
+    if (e->o.progress) e->o.progress(e->o.progress_ctx, fraction);
+}
 
 /* y = norm(x) with the weights/kind of c (w: weight, b: bias or NULL). */
 ll_status ll_engine_norm(ll_engine *e, float *y, const float *x, const ll_wt *w, const ll_wt *b, int64_t rows,

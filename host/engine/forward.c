@@ -153,6 +153,7 @@ static ll_status stage_forward(ll_engine *e, const ll_batch *b, const mb *u, ll_
                        e->world->err.msg);
     }
     for (int l = sh->layer0; l < sh->layer1; l++) {
+        if ((rc = ll_engine_cancelled(e, err))) return rc;
         if ((rc = ll_engine_norm(e, e->h, x, LW(e, l, LL_LW_NORM1), LW(e, l, LL_LW_NORM1_B), T, err))) return rc;
         if ((rc = attn_block(e, u, l, err))) return rc;
         if (c->parallel_residual) {
@@ -168,6 +169,8 @@ static ll_status stage_forward(ll_engine *e, const ll_batch *b, const mb *u, ll_
         }
         CHECK(be->ops->add(be, x, e->m, T * d));
         if ((rc = capture(e, p->post[l], u, b->T, err))) return rc;
+        const double layers = sh->layer1 - sh->layer0;
+        ll_engine_progress(e, e->fwd_share * ((double)u->t0 + (double)T * (l - sh->layer0 + 1) / layers) / (double)b->T);
     }
     e->stats.pipeline += sh->pp_rank + 1 < sh->pp ? (double)(T * d) * 4 : 0;
     if (sh->pp_rank + 1 < sh->pp && e->world->send(e->world, be, x, (size_t)(T * d) * 4, sh->rank + sh->tp))

@@ -101,10 +101,20 @@ ll_status ll_engine_vp_pass(ll_engine *e, const float *x, int64_t R, const int32
     /* the pass over this rank's slice, with global target ids */
     CHECK(be->ops->upload(be, e->tgt_rows, tgt, (size_t)R * 4));
     const int kk = k < V ? k : (int)V; /* a slice narrower than k gives all its ids */
-    ll_lens_pass_args a = {.x = x, .wu = wu, .bu = bu, .zt = dv->zt, .target = e->tgt_rows, .R = R, .d = d, .V = V,
-                           .k = kk, .lse = dv->lse, .entropy = dv->ent, .topk_ids = dv->ids, .topk_probs = dv->probs,
-                           .rank = dv->rank, .v0 = v0, .v_total = sh->vocab};
-    CHECK(be->ops->lens_pass(be, &a));
+    /* in chunks of rows, so that a stop request is seen within moments (on the CPU a row's results do not
+     * depend on the chunking; on CUDA the tiling follows the chunk, the same on every run) */
+    const int64_t chunk = strcmp(be->ops->name, "cpu") ? 65536 : 8192;
+    for (int64_t r0 = 0; r0 < R; r0 += chunk) {
+        ll_status rc;
+        if ((rc = ll_engine_cancelled(e, err))) return rc;
+        const int64_t n = R - r0 < chunk ? R - r0 : chunk;
+        ll_lens_pass_args a = {.x = x + r0 * d, .wu = wu, .bu = bu, .zt = dv->zt + r0, .target = e->tgt_rows + r0,
+                               .R = n, .d = d, .V = V, .k = kk, .lse = dv->lse + r0, .entropy = dv->ent + r0,
+                               .topk_ids = dv->ids + r0 * kk, .topk_probs = dv->probs + r0 * kk, .rank = dv->rank + r0,
+                               .v0 = v0, .v_total = sh->vocab};
+        CHECK(be->ops->lens_pass(be, &a));
+        if (x == e->pts) ll_engine_progress(e, e->fwd_share + (1 - e->fwd_share) * (double)(r0 + n) / (double)R);
+    }
     CHECK(be->ops->download(be, hv->lse, dv->lse, (size_t)R * 4));
     CHECK(be->ops->download(be, hv->ent, dv->ent, (size_t)R * 4));
     CHECK(be->ops->download(be, hv->rank, dv->rank, (size_t)R * 4));

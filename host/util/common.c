@@ -50,6 +50,7 @@ int ll_status_exit_code(ll_status s) {
     case LL_ERR_NOMEM: return 5;
     case LL_ERR_BACKEND: return 6;
     case LL_ERR_INTERRUPTED: return 130;
+    case LL_STOPPED_CHECKPOINT: return 75;
     default: return 70;
     }
 }
