@@ -48,6 +48,9 @@ typedef struct ll_h5_meta {
     int tp, pp;                         /* tensor-parallel ranks x pipeline stages (0: one process) */
     int world_size;                     /* ranks of the run */
     const char *const *rank_devices;    /* [world_size] "cuda:0 on node12", "cpu on node3", or NULL */
+    /* How many rows the file will hold (0: unknown): chunks of the growing datasets are sized for this, so
+     * that a small result is a small file (a chunk is allocated whole). */
+    int64_t expect_tokens, expect_prompts, expect_probs_rows;
 } ll_h5_meta;
 
 /* One batch of whole prompts. All arrays are host memory, token-major. */

@@ -354,3 +354,27 @@ def test_show_errors(logitlens_bin, run_file, tmp_path):
     err([], 2, "FILE.h5")
     r = show(logitlens_bin, "--help")
     assert r.returncode == 0 and "--position" in r.stdout
+
+
+def test_small_runs_make_small_files(ll, tmp_path):
+    """Chunks are sized for what a dataset will hold: a 3-token run is a small file (it was 4.2 MB when the
+    prompt strings took 2 MiB chunks each), and a 300-prompt run keeps every chunk within 1 MiB."""
+    import h5py
+
+    model = ll.synth(arch="llama", layers=2, d_model=32, heads=4, kv_heads=2, vocab=300, ctx=32, tokenizer="none")
+    out = tmp_path / "s.h5"
+    r = ll.run(["run", "--model", model, "--tokens", "1,2,3", "--out", str(out), "--backend", "cpu", "--quiet"])
+    assert r.rc == 0, r.describe()
+    assert out.stat().st_size < 128 * 1024, out.stat().st_size
+    with h5py.File(out, "r") as f:
+        for name in ("prompts", "prompt_targets", "tokens", "topk_ids"):
+            assert f[name].chunks[0] <= 3, (name, f[name].chunks)
+    big = tmp_path / "b.h5"
+    r = ll.run(["run", "--model", model, "--out", str(big), "--backend", "cpu", "--quiet"] +
+               [a for i in range(300) for a in ("--tokens", "%d,%d" % (i % 300, (i * 7) % 300))])
+    assert r.rc == 0, r.describe()
+    with h5py.File(big, "r") as f:
+        assert f["prompts"].chunks[0] == 300 and f["tokens"].chunks[0] == 600, (f["prompts"].chunks, f["tokens"].chunks)
+        for name, ds in f.items():
+            if isinstance(ds, h5py.Dataset) and ds.chunks:
+                assert np.prod(ds.chunks) * ds.dtype.itemsize <= 1 << 20, name

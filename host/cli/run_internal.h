@@ -32,6 +32,7 @@ typedef struct run_ctx {
     int64_t pvocab_n;        /* columns of probs */
     int32_t *all_ids;        /* probs_vocab_index without --probs-vocab */
     int64_t total_tokens, max_T, max_rows;
+    int64_t total_probs_rows; /* saved probability rows of the whole run */
     ll_h5_writer *h5;
     ll_backend *be;
     ll_weights w;

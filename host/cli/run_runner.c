@@ -145,6 +145,7 @@ static void run_plan_batches(run_ctx *r) {
         if (cur > r->max_T) r->max_T = cur;
         if (cur_rows > r->max_rows) r->max_rows = cur_rows;
         r->total_tokens += n;
+        r->total_probs_rows += rows;
     }
 }
 
@@ -292,7 +293,8 @@ static ll_status run_open_output(run_ctx *r, ll_err *err) {
         .save_probs = r->ps.mode != 0, .n_probs_vocab = r->pvocab_n, .probs_vocab = r->pvocab ? r->pvocab : r->all_ids,
         .save_hidden = o->save_hidden, .n_vocab = vs.n, .vocab_display = (const char *const *)vs.display,
         .vocab_bytes = (const uint8_t *const *)vs.bytes, .vocab_bytes_len = vs.len,
-        .tp = r->sh.tp, .pp = r->sh.pp, .world_size = r->env.world, .rank_devices = (const char *const *)devs};
+        .tp = r->sh.tp, .pp = r->sh.pp, .world_size = r->env.world, .rank_devices = (const char *const *)devs,
+        .expect_tokens = r->total_tokens, .expect_prompts = o->prompts.n, .expect_probs_rows = r->total_probs_rows};
     rc = ll_h5_create(&meta, &r->h5, err);
     free(devs);
     free(pnames);

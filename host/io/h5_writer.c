@@ -160,8 +160,9 @@ static ll_status write_root_attrs(ll_h5_writer *w, const ll_h5_meta *m, ll_err *
 /* ---- datasets -------------------------------------------------------------------------------------- */
 
 /* Creates a dataset on the given dimensions (current lengths from w->dim_len), attaches the dimension
- * scales and labels its axes. Datasets on a growing axis are chunked and unlimited; numeric ones are
- * compressed (shuffle + deflate 4). Strings are not: only their heap references would be compressed. */
+ * scales and labels its axes. Datasets on a growing axis are chunked and unlimited (chunks of up to 1 MiB,
+ * never more rows than the run will write); numeric ones are compressed (shuffle + deflate 4). Strings are
+ * not: only their heap references would be compressed. */
 static ll_status create_ds(ll_h5_writer *w, const char *name, elem_kind kind, int rank, const int *dims,
                            int is_scale, hid_t *out, ll_err *err) {
     ll_status st = LL_OK;
@@ -176,6 +177,9 @@ static ll_status create_ds(ll_h5_writer *w, const char *name, elem_kind kind, in
     LL_H5_TRY(w->tmp_path, dcpl = H5Pcreate(H5P_DATASET_CREATE));
     if (grows) {
         ll_h5_chunk_shape(rank, cur + 1, elem_size(kind), chunk);
+        /* no larger than the whole dataset will be: a chunk is allocated whole (strings are not compressed) */
+        const int64_t expect = w->dim_expect[dims[0]];
+        if (expect > 0 && chunk[0] > (hsize_t)expect) chunk[0] = (hsize_t)expect;
         LL_H5_TRY(w->tmp_path, H5Pset_chunk(dcpl, rank, chunk));
         if (kind != T_STR) {
             LL_H5_TRY(w->tmp_path, H5Pset_shuffle(dcpl));
@@ -392,6 +396,10 @@ ll_status ll_h5_create(const ll_h5_meta *m, ll_h5_writer **out, ll_err *err) {
         [DIM_HIDDEN_DIM] = w->save_hidden ? m->d_model : -1,
     };
     memcpy(w->dim_len, lens, sizeof lens);
+    w->dim_expect[DIM_TOKEN] = m->expect_tokens > 0 ? m->expect_tokens : 0;
+    w->dim_expect[DIM_PROMPT] = m->expect_prompts > 0 ? m->expect_prompts : 0;
+    w->dim_expect[DIM_PROMPT_EDGE] = m->expect_prompts > 0 ? m->expect_prompts + 1 : 0;
+    w->dim_expect[DIM_PROBS_ROW] = m->expect_probs_rows > 0 ? m->expect_probs_rows : 0;
 
     /* The strong close degree makes H5Fclose close whatever is still open, so abort cannot leave the
      * file half-open. */

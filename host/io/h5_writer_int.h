@@ -45,6 +45,7 @@ struct ll_h5_writer {
     hid_t scale[DIM_COUNT];   /* dimension-scale datasets; -1 where the dimension is absent */
     hid_t ds[DS_COUNT];       /* growing datasets; -1 where absent */
     int64_t dim_len[DIM_COUNT]; /* current length of each dimension */
+    int64_t dim_expect[DIM_COUNT]; /* rows a growing dimension will reach (0: unknown), for chunk sizes */
     int n_points, topk;         /* lengths of the point and k axes */
     int64_t d_model;            /* length of hidden_dim */
     int64_t n_probs_vocab;      /* length of probs_vocab (0 without save_probs) */
