@@ -191,3 +191,24 @@ def test_failed_journal_write_keeps_committed_batches(ll, setup, tmp_path):
     p = run(ll, model, pf, out, "--resume")
     assert p.returncode == 0, p.stderr
     assert_identical(ref, out)
+
+
+def test_ranks_resume_after_a_killed_rank(ll, setup, tmp_path):
+    """Two CPU ranks (--tp 2): rank 1 killed mid-run; rank 0's journal lets two ranks resume, ending with the file
+    an uninterrupted two-rank run writes."""
+    from test_ranks import mpirun
+
+    model, pf, _ = setup
+    base = ["run", "--model", model, "--prompts", str(pf), "--tp", 2] + ARGS
+    ref = tmp_path / "ref.h5"
+    p = mpirun(ll, 2, base + ["--out", ref])
+    assert p.returncode == 0, p.stderr
+    out = tmp_path / "o.h5"
+    env = {"LOGITLENS_TEST_FAULT_RANK": "1", "LOGITLENS_TEST_FAULT": "kill", "LOGITLENS_TEST_FAULT_AFTER": "2"}
+    p = mpirun(ll, 2, base + ["--out", out], env=env)
+    assert p.returncode != 0
+    assert not out.exists() and len(journal_batches(out)) in (2, 3)
+    p = mpirun(ll, 2, base + ["--out", out, "--resume"])
+    assert p.returncode == 0, p.stderr
+    assert journal_batches(out) is None
+    assert_identical(ref, out)

@@ -23,7 +23,7 @@ if [ ${#missing_debs[@]} -gt 0 ]; then
   echo "install-deps: installing Debian packages: ${missing_debs[*]}" >&2
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
   $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing_debs[@]}" >/dev/null
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing_debs[@]}" >/dev/null
 fi
 
 PY=${PYTHON:-python3}
