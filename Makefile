@@ -17,7 +17,7 @@ SANFLAGS :=
 OPT      := -O2 -g
 endif
 
-PKGS     := hdf5 libcjson openblas libpcre2-8 libutf8proc
+PKGS     := hdf5 libcjson openblas libpcre2-8 libutf8proc yaml-0.1
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 HDF5_LIBDIR := $(shell pkg-config --variable=libdir hdf5 2>/dev/null)

@@ -9,6 +9,7 @@ int ll_cmd_inspect(int argc, char **argv);
 int ll_cmd_synth(int argc, char **argv);
 int ll_cmd_tokenize(int argc, char **argv);
 int ll_cmd_plan(int argc, char **argv);
+int ll_cmd_sweep(int argc, char **argv);
 
 /* The full command line, for the HDF5 `command_line` attribute (set by main). */
 extern const char *ll_command_line;

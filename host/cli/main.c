@@ -21,7 +21,8 @@ static void usage(FILE *f) {
             "  inspect   describe a model directory: architecture, shapes, parameters, memory a run needs\n"
             "  synth     write a small random model in the Hugging Face layout\n"
             "  tokenize  print the token ids and pieces of a text\n"
-            "  plan      choose a tensor x pipeline split that fits a cluster's GPUs, from config.json alone\n",
+            "  plan      choose a tensor x pipeline split that fits a cluster's GPUs, from config.json alone\n"
+            "  sweep     many models x prompt shards as tasks: plan, submit to SLURM or run locally, status, merge\n",
             LL_VERSION);
 }
 
@@ -74,6 +75,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(cmd, "synth")) rc = ll_cmd_synth(argc - 1, argv + 1);
     else if (!strcmp(cmd, "tokenize")) rc = ll_cmd_tokenize(argc - 1, argv + 1);
     else if (!strcmp(cmd, "plan")) rc = ll_cmd_plan(argc - 1, argv + 1);
+    else if (!strcmp(cmd, "sweep")) rc = ll_cmd_sweep(argc - 1, argv + 1);
     else {
         fprintf(stderr, "logitlens: unknown command '%s' (expected run, show, inspect, synth, tokenize or plan)\n", cmd);
         rc = 2;
