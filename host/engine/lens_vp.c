@@ -10,6 +10,7 @@
  * The target logit comes from the one rank whose slice holds the target and is summed over the group
  * (the others add zeros, so the sum is exact). The exchange is one all-gather of 3 + 2k words per row. */
 #include "engine_internal.h"
+#include "ll_math.h"
 
 #include <math.h>
 #include <stdint.h>
@@ -21,16 +22,6 @@
         if (rc_ != LL_OK) return ll_fail(err, rc_, "%s", e->be->err.msg);              \
     } while (0)
 
-static float word_f(uint32_t w) {
-    float f;
-    memcpy(&f, &w, 4);
-    return f;
-}
-static uint32_t f_word(float f) {
-    uint32_t w;
-    memcpy(&w, &f, 4);
-    return w;
-}
 
 void ll_lens_merge(int parts, int64_t R, int k, const uint32_t *packed, float *lse, float *ent, int32_t *rank,
                    int32_t *ids, float *probs, float *pi) {
@@ -38,11 +29,11 @@ void ll_lens_merge(int parts, int64_t R, int k, const uint32_t *packed, float *l
     for (int64_t r = 0; r < R; r++) {
         double m = -INFINITY;
         for (int i = 0; i < parts; i++) {
-            double l = word_f(packed[((int64_t)i * R + r) * pw]);
+            double l = ll_bits_to_f32(packed[((int64_t)i * R + r) * pw]);
             if (l > m) m = l;
         }
         double s = 0;
-        for (int i = 0; i < parts; i++) s += exp((double)word_f(packed[((int64_t)i * R + r) * pw]) - m);
+        for (int i = 0; i < parts; i++) s += exp((double)ll_bits_to_f32(packed[((int64_t)i * R + r) * pw]) - m);
         const double L = m + log(s);
         double h = 0;
         int64_t above = 0;
@@ -51,7 +42,7 @@ void ll_lens_merge(int parts, int64_t R, int k, const uint32_t *packed, float *l
         float *rp = probs + r * k;
         for (int i = 0; i < parts; i++) {
             const uint32_t *w = packed + ((int64_t)i * R + r) * pw;
-            const double li = word_f(w[0]), hi = word_f(w[1]);
+            const double li = ll_bits_to_f32(w[0]), hi = ll_bits_to_f32(w[1]);
             const double p = exp(li - L);
             if (pi) pi[(int64_t)i * R + r] = (float)p;
             if (p > 0) h += p * hi - p * (li - L);
@@ -62,7 +53,7 @@ void ll_lens_merge(int parts, int64_t R, int k, const uint32_t *packed, float *l
             for (int j = 0; j < k; j++) {
                 int32_t id;
                 memcpy(&id, &w[3 + j], 4);
-                ll_topk_insert(ri, rp, &n, k, id, (float)((double)word_f(w[3 + k + j]) * p));
+                ll_topk_insert(ri, rp, &n, k, id, (float)((double)ll_bits_to_f32(w[3 + k + j]) * p));
             }
         }
         lse[r] = (float)L;
@@ -134,8 +125,8 @@ ll_status ll_engine_vp_pass(ll_engine *e, const float *x, int64_t R, const int32
     uint32_t *pk = e->h_gat;
     for (int64_t r = 0; r < R; r++) {
         uint32_t *w = pk + r * pw;
-        w[0] = f_word(hv->lse[r]);
-        w[1] = f_word(hv->ent[r]);
+        w[0] = ll_f32_to_bits(hv->lse[r]);
+        w[1] = ll_f32_to_bits(hv->ent[r]);
         memcpy(&w[2], &hv->rank[r], 4);
         memcpy(&w[3], hv->ids + r * k, (size_t)k * 4);
         memcpy(&w[3 + k], hv->probs + r * k, (size_t)k * 4);
