@@ -30,12 +30,20 @@ static void on_batch_progress(void *ctx, double fraction) {
     run_batch_progress *bp = ctx;
     if (bp && bp->prog) ll_progress_update(bp->prog, bp->base + (int64_t)((double)bp->T * fraction));
 }
+static int signal_notes; /* say at once that a signal was seen (not with --quiet; rank 0 only) */
+static void say(const char *msg) {
+    if (signal_notes) (void)!write(2, msg, strlen(msg));
+}
 static void on_checkpoint(int sig) {
     (void)sig;
+    if (!checkpoint_req) say("logitlens run: SIGUSR1: stopping once the batch in flight is committed\n");
     checkpoint_req = 1;
 }
 #define LL_PEAK_LIST 64 /* ranks whose peak memory the closing line lists */
-static void on_signal(int sig) { interrupted = sig; }
+static void on_signal(int sig) {
+    if (!interrupted) say("logitlens run: stopping (signal received); the committed batches are kept\n");
+    interrupted = sig;
+}
 
 /* With several ranks a signal usually means the launcher is ending the job (a rank failed or was killed,
  * or the user stopped mpirun/srun, which kill the ranks soon after): this rank may be blocked in a
@@ -397,6 +405,7 @@ static ll_status run_batches(run_ctx *r, ll_err *err) {
         signal(SIGINT, on_signal);
         signal(SIGTERM, on_signal);
     }
+    signal_notes = !o->quiet && r->env.rank == 0;
     signal(SIGUSR1, on_checkpoint);
     /* test hook: deliver SIGINT to ourselves after this many batches (tests/test_interrupt.py) */
     const char *sig_after = getenv("LOGITLENS_TEST_SIGINT_AFTER_BATCHES");
