@@ -390,10 +390,8 @@ ll_status ll_sweep_plan(const ll_sweep_plan_opts *o, ll_err *err) {
             ll_fail_prefix(err, rc, "%s: prompts[%d] (%s)", s->file, i, s->sets[i].name);
             goto done;
         }
-    for (int i = 0; i < s->n_models; i++) {
-        fprintf(stderr, "logitlens sweep plan: checking models[%d] (%s) with every prompt\n", i, s->models[i].name);
+    for (int i = 0; i < s->n_models; i++)
         if ((rc = sw_check_model(s, i, &p.checks[i], err))) goto done;
-    }
     if ((rc = expand(&p, err)) || (rc = check_replan(&p, err))) goto done;
     double gpu_hours = 0;
     if ((rc = write_out(&p, &gpu_hours, err))) goto done;
