@@ -216,7 +216,7 @@ def test_plan_writes_manifest_script_and_shards(ll, models, prompt_file):
                  "#SBATCH --gpus-per-task=1", "#SBATCH --cpus-per-task=2", "#SBATCH --mem=4G",
                  "#SBATCH --constraint=h200", "#SBATCH --exclusive", "#SBATCH --ntasks=1", "echo set up",
                  "LL=%s" % exe, "OUT=%s" % out, 'trap \'kill -USR1 "$PID" 2>/dev/null\' USR1',
-                 'scontrol requeue "$SLURM_JOB_ID"', 'if [ "$RC" -eq 75 ]; then']:
+                 'scontrol requeue "$SLURM_JOB_ID"', 'if [ "$RC" -eq 75 ] || [ "$RC" -eq 138 ]; then']:
         assert line in sb, "%r not in sweep.sbatch:\n%s" % (line, sb)
     assert sb.startswith("#!/bin/bash\n")
     # a plan of the same file again is accepted (nothing changed); one that changes the tasks after they

@@ -138,6 +138,11 @@ ll_status sw_record_exit(const sw_manifest *m, int id, int code, ll_err *err) {
     } else if (code == SW_EXIT_CHECKPOINTED) {
         copy_str(r.state, sizeof r.state, "checkpointed");
         copy_str(r.message, sizeof r.message, "stopped at a checkpoint after SIGUSR1; resumes when run again");
+    } else if (code == 128 + SIGUSR1) {
+        /* USR1 came before the run set its handler (while loading): nothing was in flight, and what was
+         * committed before is in the journal, so it is a checkpoint too (the job script requeues it) */
+        copy_str(r.state, sizeof r.state, "checkpointed");
+        copy_str(r.message, sizeof r.message, "ended by SIGUSR1 before its first batch began; resumes when run again");
     } else if (code == SW_EXIT_INTERRUPTED || code == 128 + SIGTERM) {
         copy_str(r.state, sizeof r.state, "interrupted");
         snprintf(r.message, sizeof r.message, "interrupted by a signal (exit %d); committed batches are kept, so a "
