@@ -1,7 +1,9 @@
 """`logitlens sweep` on a real one-node SLURM cluster (tests/slurm/cluster.py, docs/slurm-tests.md):
 
-- a sweep submitted as a job array completes, `sweep status` (from the task files and squeue) says so,
-  and `sweep merge` gives files whose datasets equal those of the same sweep run with `sweep run --local`;
+- a sweep submitted as a job array runs every task; one that fails (its shard changed after the plan) is
+  reported failed by `sweep status` (task files and squeue) with the run's message, `sweep retry`
+  resubmits it alone, and `sweep merge` then gives files whose datasets equal those of the same sweep run
+  with `sweep run --local`;
 - a task signalled with USR1 while it runs (`scancel --signal=USR1 --batch`, what `--signal=B:USR1@120`
   sends before a time limit) stops at a checkpoint (exit 75), is requeued by the batch shell, resumes
   from its journal when released, and the sweep ends with the file an uninterrupted run writes;
@@ -107,7 +109,7 @@ def _wait(what, cond, timeout, cluster, interval=0.05):
         time.sleep(interval)
 
 
-def test_job_array_completes_and_merges_like_local(ll, cluster):
+def test_job_array_completes_retries_and_merges_like_local(ll, cluster):
     model = ll.synth(arch="llama", layers=2, d_model=32, heads=4, kv_heads=2, vocab=101, ctx=16, dtype="f32")
     d = ll.tmpdir("sweep-slurm-array")
     rng = np.random.default_rng(5)
@@ -116,35 +118,59 @@ def test_job_array_completes_and_merges_like_local(ll, cluster):
     out_slurm, out_local = os.path.join(d, "slurm"), os.path.join(d, "local")
     _plan(ll, d, _sweep(out_slurm, model, prompts, 2, 10))
     _plan(ll, d, _sweep(out_local, model, prompts, 2, 10))
+    # task 1 will fail: its shard now holds a prompt longer than the model's context (16), as if the file
+    # had changed after the plan (which checks every prompt)
+    shard = os.path.join(out_slurm, "prompts", "set-0001.jsonl")
+    with open(shard) as f:
+        good = f.read()
+    write_jsonl(shard, [list(range(20)), [1, 2]])
     job = _submit(ll, cluster, out_slurm)
     seen = set()
     first = _status(ll, cluster, out_slurm)
     assert first["jobs"] == [job] and first["squeue"] is True
-    assert all(t["state"] in ("pending", "running", "done") for t in first["task_states"]), first
+    assert all(t["state"] in ("pending", "running", "done", "failed") for t in first["task_states"]), first
 
-    def all_done():
+    def settled(want_failed):
         st = _status(ll, cluster, out_slurm)
         for t in st["task_states"]:
             seen.add(t["state"])
-            assert t["state"] != "failed", t
-        return all(t["state"] == "done" for t in st["task_states"])
+        return [t["state"] for t in st["task_states"]] == ["done", "failed" if want_failed else "done", "done"]
 
-    _wait("every task done", all_done, JOB_TIMEOUT, cluster, interval=0.2)
+    _wait("tasks 0 and 2 done, task 1 failed", lambda: settled(True), JOB_TIMEOUT, cluster, interval=0.2)
     try:
-        assert cluster.wait_job(job, timeout=JOB_TIMEOUT) == "COMPLETED"
+        assert cluster.wait_job(job, timeout=JOB_TIMEOUT) == "COMPLETED,FAILED"
     except SlurmError as e:
         pytest.fail(str(e), pytrace=False)
     st = _status(ll, cluster, out_slurm)
-    assert st["models"][0]["done"] == 3 and st["models"][0]["prompts_done"] == 6, st
-    for t in st["task_states"]:
-        assert t["record"] == "done" and t["attempts"] == 1, t
+    failed = st["task_states"][1]
+    assert failed["record"] == "failed" and failed["exit_code"] == 3, failed
+    assert "logitlens run:" in failed["detail"] and "context" in failed["detail"], failed
+    assert st["models"][0]["done"] == 2 and st["models"][0]["failed"] == 1, st
     text = _ok(_ll(ll, cluster, ["sweep", "status", out_slurm])).stdout
-    assert "SLURM job %s (squeue answered)" % job in text, text
+    assert "SLURM job %s (squeue answered)" % job in text and "task 1 (m set-0001)" in text, text
     for i in range(3):  # the batch shell's log of each array task, and the task's own log
         assert os.path.exists(os.path.join(out_slurm, "logs", "slurm-%s_%d.out" % (job, i)))
         with open(os.path.join(out_slurm, "logs", "task-%d.log" % i)) as f:
             log = f.read()
-        assert "job" in log and "wrote" in log, log
+        assert ("(array %s_%d)" % (job, i)) in log and ("wrote" in log) == (i != 1), log
+    # fixed: retry resubmits task 1 alone
+    with open(shard, "w") as f:
+        f.write(good)
+    p = _ok(_ll(ll, cluster, ["sweep", "retry", out_slurm]))
+    m = re.search(r"submitted job (\d+): 1 task \(--array=1\)", p.stdout)
+    assert m, p.stdout
+    retry_job = m.group(1)
+    _wait("every task done", lambda: settled(False), JOB_TIMEOUT, cluster, interval=0.2)
+    try:
+        assert cluster.wait_job(retry_job, timeout=JOB_TIMEOUT) == "COMPLETED"
+    except SlurmError as e:
+        pytest.fail(str(e), pytrace=False)
+    st = _status(ll, cluster, out_slurm)
+    assert st["jobs"] == [job, retry_job]
+    assert st["models"][0]["done"] == 3 and st["models"][0]["prompts_done"] == 6, st
+    assert [t["attempts"] for t in st["task_states"]] == [1, 2, 1], st
+    assert all(t["record"] == "done" for t in st["task_states"]), st
+    assert seen <= {"pending", "running", "done", "failed"}, seen
     _ok(_ll(ll, cluster, ["sweep", "merge", out_slurm]))
     _ok(_ll(ll, cluster, ["sweep", "run", "--local", out_local, "-j", "2"]))
     _ok(_ll(ll, cluster, ["sweep", "merge", out_local]))
