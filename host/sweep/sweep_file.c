@@ -49,8 +49,8 @@ static void got(const cJSON *n, char *buf, size_t cap) {
         for (size_t i = 0; i < len && k < 40; i++) safe[k++] = (unsigned char)s[i] < 0x20 || s[i] == 0x7f ? '?' : s[i];
         safe[k] = 0;
         snprintf(buf, cap, "'%s%s'", safe, len > 40 ? "..." : "");
-    } else if (cJSON_IsArray(n)) snprintf(buf, cap, "a list");
-    else if (cJSON_IsObject(n)) snprintf(buf, cap, "a mapping");
+    } else if (cJSON_IsArray(n)) snprintf(buf, cap, n->child ? "a list" : "an empty list");
+    else if (cJSON_IsObject(n)) snprintf(buf, cap, n->child ? "a mapping" : "an empty mapping");
     else snprintf(buf, cap, "an unknown value");
 }
 
@@ -342,7 +342,9 @@ static ll_status v_lens(const vctx *c, const cJSON *l, ll_sweep_lens *out) {
         if (!dup) return v_nomem(c);
         for (char *t = strtok_r(dup, ",", &save); t && !rc; t = strtok_r(NULL, ",", &save)) {
             int k = !strcmp(t, "embed") ? 0 : !strcmp(t, "mid") ? 1 : !strcmp(t, "post") ? 2 : -1;
-            if (k < 0 || seen[k]++) rc = v_type(c, p, "lens.points", pts_expected);
+            if (k < 0 || seen[k]++)
+                rc = v_fail(c, p, "lens.points", "'%.40s' %s (expected embed, mid and post, each at most once)", t,
+                            k < 0 ? "is not a point kind" : "is given twice");
         }
         free(dup);
         if (rc) return rc;
