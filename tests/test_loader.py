@@ -80,9 +80,31 @@ def test_to_xarray(run_file):
     np.testing.assert_array_equal(ds["probs_vocab"].values, PROBS_VOCAB)
     np.testing.assert_array_equal(ds["probs_token_index"].values, exp["probs_token_index"])
     np.testing.assert_array_equal(ds["entropy"].sel(point="post.0").values, exp["entropy"][:, 2])
-    one = ds.where(ds.prompt_index == 2, drop=True)
-    assert one.sizes["token"] == PROMPT_LEN[2]
     assert ds.attrs["architecture"] == "gpt2"
+    # one prompt: its tokens and only its saved probability rows (not probs broadcast over tokens)
+    one = logitlens.select_prompt(ds, 2)
+    lo = exp["prompt_offsets"][2]
+    assert one.sizes["token"] == PROMPT_LEN[2] and one["target_ranks"].dtype == np.int32
+    rows = [r for r, t in enumerate(exp["probs_token_index"]) if lo <= t < lo + PROMPT_LEN[2]]
+    assert one["probs"].dims == ("probs_row", "point", "probs_vocab")
+    np.testing.assert_array_equal(one["probs"].values, exp["probs"][rows])
+    np.testing.assert_array_equal(one["probs_position"].values, exp["probs_token_index"][rows] - lo)
+
+
+def test_to_xarray_lazy(run_file):
+    exp = expected()
+    with logitlens.open(run_file) as run:
+        ds = run.to_xarray(lazy=True, hidden=False)
+        try:
+            assert "hidden" not in ds and ds["topk_probs"].dims == ("token", "point", "k")
+            np.testing.assert_array_equal(ds["entropy"].sel(point="post.0").values, exp["entropy"][:, 2])
+            np.testing.assert_array_equal(ds["target_ranks"].sel(point="mid.1").values, exp["target_ranks"][:, 3])
+            assert ds["target_ranks"].dtype == np.int32 and list(ds["point_layer"].values) == LAYERS
+            np.testing.assert_array_equal(ds["prompt_index"].values, exp["token_prompt"])
+            one = logitlens.select_prompt(ds, 1)
+            np.testing.assert_array_equal(one["tokens"].values, exp["tokens"][3:8])
+        finally:
+            ds.close()
 
 
 def test_errors(tmp_path):
