@@ -77,7 +77,9 @@ test-c: $(CTEST_BINS)
 	@bash tests/run_c_tests.sh $(CTEST_BINS)
 
 test-py: all $(CTEST_BINS)
-	LOGITLENS_BIN=$(abspath $(BUILD)/logitlens) PYTHONPATH=$(abspath tools/python) $(PYTHON) -m pytest -q tests
+	rm -rf $(BUILD)/pyenv && $(PYTHON) -m venv --system-site-packages $(BUILD)/pyenv
+	PIP_DISABLE_PIP_VERSION_CHECK=1 $(BUILD)/pyenv/bin/python -m pip install -q --no-index --no-build-isolation ./tools/python
+	LOGITLENS_BIN=$(abspath $(BUILD)/logitlens) LOGITLENS_PKG_INSTALLED=1 $(abspath $(BUILD)/pyenv/bin/python) -m pytest -q tests
 
 bench: all
 	@bash bench/run_cpu.sh $(BUILD)/logitlens

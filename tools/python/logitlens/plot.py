@@ -3,6 +3,12 @@
 ``lens_grid``: the classic logit-lens picture, points (layers) x positions, each cell coloured by the
 top-1 probability (or the entropy) and labelled with the top-1 token.
 ``layer_curve``: how the target token's probability and rank change with depth at one position.
+``trajectories``: one value (target probability, rank, entropy, KL) against depth for many prompts at
+once, with their median and quartiles.
+
+Figures are sized from their content (rows, columns, label lengths) and use matplotlib's constrained
+layout, so that labels are neither clipped nor surrounded by large margins; save with
+``fig.savefig(path, bbox_inches="tight")`` for the tightest crop.
 """
 import numpy as np
 
@@ -43,7 +49,9 @@ def lens_grid(prompt, ax=None, value="prob", max_positions=24, annotate=True, cm
     data = data[:, first:]
     positions = np.arange(first, n_pos)
     if ax is None:
-        _, ax = plt.subplots(figsize=(1.0 + 0.9 * len(positions), 1.0 + 0.35 * n_points))
+        label_w = 0.09 * max((len(p) for p in prompt.points), default=4)
+        _, ax = plt.subplots(figsize=(1.9 + label_w + 0.62 * max(1, len(positions)), 1.5 + 0.28 * n_points),
+                             layout="constrained")
     im = ax.imshow(data, aspect="auto", origin="lower", cmap=cmap, vmin=vmin, vmax=vmax, interpolation="nearest")
     ax.figure.colorbar(im, ax=ax, label=label)
     ax.set_yticks(range(n_points))
@@ -85,7 +93,7 @@ def layer_curve(prompt, position, ax=None):
     ranks = prompt.target_ranks[:, j]
     x = np.arange(len(prompt.points))
     if ax is None:
-        _, ax = plt.subplots(figsize=(max(4.0, 0.4 * len(x)), 3.5))
+        _, ax = plt.subplots(figsize=(min(16.0, max(4.5, 1.6 + 0.3 * len(x))), 3.6), layout="constrained")
     ax.plot(x, probs, "o-", color="tab:blue", label="probability")
     ax.set_yscale("log")
     ax.set_ylabel("target probability", color="tab:blue")
@@ -98,4 +106,55 @@ def layer_curve(prompt, position, ax=None):
     ax2.set_ylabel("target rank (0 = top-1)", color="tab:red")
     tgt = prompt.run.token_string(target)
     ax.set_title(f"prompt {prompt.index}, position {j}: target {tgt!r}")
+    return ax
+
+
+TRAJECTORY_VALUES = {
+    "target_probs": ("target probability", "log"),
+    "target_ranks": ("target rank (0 = top-1)", "symlog"),
+    "entropy": ("entropy (nats)", "linear"),
+    "kl_final": ("KL(final || point) (nats)", "linear"),
+}
+
+
+def trajectories(run, value="target_probs", position=-1, prompts=None, ax=None, max_lines=200, x="depth",
+                 label=None):
+    """Plots ``value`` (``target_probs``, ``target_ranks``, ``entropy`` or ``kl_final``) against depth at
+    one position (default the last) of many prompts of a :class:`logitlens.Run` (or of a Dataset from
+    ``Run.at_position``): one thin line per prompt (at most ``max_lines``), the median in bold and the
+    quartiles shaded, over the prompts that have a value. ``x``: ``"depth"`` (fraction of the model:
+    compare models of different depth on one Axes by calling it once per run with ``ax=`` and
+    ``label=``) or ``"layer"``. Returns the Axes."""
+    plt = _pyplot()
+    if value not in TRAJECTORY_VALUES:
+        raise ValueError(f"trajectories: value={value!r}: expected one of {', '.join(TRAJECTORY_VALUES)}")
+    ds = run.at_position(position, prompts) if hasattr(run, "at_position") else run
+    y = ds[value].values.astype(np.float64)
+    if value == "target_ranks":
+        y[y < 0] = np.nan
+    y[~ds["valid"].values] = np.nan
+    keep = ~np.isnan(y).all(axis=1)
+    y = y[keep]
+    xs = ds["depth"].values if x == "depth" else ds["layer"].values.astype(np.float64)
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6.0, 3.8), layout="constrained")
+    for row in y[:max_lines]:
+        ax.plot(xs, row, color="0.6", lw=0.6, alpha=0.35)
+    if len(y):
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            q25, med, q75 = np.nanpercentile(y, [25, 50, 75], axis=0)
+        line, = ax.plot(xs, med, lw=2.2, label=label or f"median of {len(y)} prompts")
+        ax.fill_between(xs, q25, q75, color=line.get_color(), alpha=0.2, lw=0)
+        ax.legend(loc="best", fontsize=8)
+    name, scale = TRAJECTORY_VALUES[value]
+    if scale == "symlog":
+        ax.set_yscale("symlog", linthresh=1)
+    elif scale == "log" and len(y) and np.nanmin(y) > 0:
+        ax.set_yscale("log")
+    ax.set_ylabel(name)
+    ax.set_xlabel("depth (fraction of layers; 0 = embed, 1 = last layer)" if x == "depth" else "layer")
+    ax.set_title(f"position {position}, {len(y)} prompts with a value")
     return ax

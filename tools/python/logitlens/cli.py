@@ -1,0 +1,96 @@
+"""``logitlens-plot``: pictures of a result file from the shell (the C ``logitlens`` binary draws nothing).
+
+    logitlens-plot RUN.h5 [--prompt I] [--out FILE] [--kind lens|curve|trajectories] ...
+
+``--out`` ending in ``.html`` writes the interactive Plotly heatmap (self-contained); any other extension
+(``.png``, ``.svg``, ``.pdf``) a matplotlib figure. Exit codes as the logitlens command line: 2 bad
+command line, 3 not a (readable) result file, 4 I/O.
+"""
+import argparse
+import os
+import sys
+
+from .run import FormatError
+
+
+def _parser():
+    ap = argparse.ArgumentParser(
+        prog="logitlens-plot",
+        description="Plot a logitlens result file: the logit-lens heatmap of one prompt (interactive HTML or "
+                    "an image), the target's probability and rank across layers at one position, or "
+                    "trajectories over many prompts.")
+    ap.add_argument("run", metavar="RUN.h5", help="a result file written by `logitlens run`")
+    ap.add_argument("--out", metavar="FILE", help="output: .html (interactive, Plotly) or .png/.svg/.pdf "
+                    "(matplotlib); default RUN-KIND.html for the lens, RUN-KIND.png otherwise")
+    ap.add_argument("--kind", choices=("lens", "curve", "trajectories"), default="lens",
+                    help="lens: points x positions heatmap (default); curve: target probability and rank "
+                         "across points at --position; trajectories: a value across depth for every prompt")
+    ap.add_argument("--prompt", type=int, default=0, help="prompt index (default 0; negative counts from the end)")
+    ap.add_argument("--position", type=int, default=-1,
+                    help="position for --kind curve/trajectories (default -1, the last)")
+    ap.add_argument("--value", default=None,
+                    help="lens: prob (default) or entropy; trajectories: target_probs (default), target_ranks, "
+                         "entropy or kl_final")
+    ap.add_argument("--positions", type=int, default=None,
+                    help="lens: show at most the last N positions (default 48 in HTML, 24 in an image)")
+    ap.add_argument("--dpi", type=int, default=120, help="image resolution (default 120)")
+    return ap
+
+
+def _fail(msg, code):
+    print(f"logitlens-plot: {msg}", file=sys.stderr)
+    return code
+
+
+def main(argv=None):
+    args = _parser().parse_args(argv)
+    out = args.out or f"{os.path.splitext(args.run)[0]}-{args.kind}.{'html' if args.kind == 'lens' else 'png'}"
+    html = out.lower().endswith((".html", ".htm"))
+    if html and args.kind != "lens":
+        return _fail(f"--out {out}: HTML is written for --kind lens only; give .png, .svg or .pdf", 2)
+    value = args.value or ("prob" if args.kind == "lens" else "target_probs")
+    from . import open as open_run
+
+    try:
+        with open_run(args.run) as run:
+            if args.kind == "trajectories":
+                target = run
+            else:
+                try:
+                    target = run.prompt(args.prompt)
+                except IndexError:
+                    return _fail(f"--prompt {args.prompt}: {args.run} has {len(run)} prompts", 2)
+            if html:
+                from .html import lens_html
+
+                lens_html(target, out, value=value, max_positions=args.positions or 48)
+            else:
+                import matplotlib
+
+                matplotlib.use("Agg")
+                import matplotlib.pyplot as plt
+
+                from . import plot
+
+                if args.kind == "lens":
+                    ax = plot.lens_grid(target, value=value, max_positions=args.positions or 24)
+                elif args.kind == "curve":
+                    ax = plot.layer_curve(target, args.position)
+                else:
+                    ax = plot.trajectories(target, value=value, position=args.position)
+                ax.figure.savefig(out, dpi=args.dpi, bbox_inches="tight", pad_inches=0.05)
+                plt.close(ax.figure)
+    except FileNotFoundError as e:
+        return _fail(f"cannot open {e.filename or args.run}: {e.strerror or e}", 4)
+    except FormatError as e:
+        return _fail(str(e), 3)
+    except ValueError as e:  # a bad --value, a position without target
+        return _fail(str(e), 2)
+    except OSError as e:
+        return _fail(f"cannot write {out}: {e.strerror or e}", 4)
+    print(out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
