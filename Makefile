@@ -45,7 +45,7 @@ include $(sort $(wildcard mk/*.mk))
 all: check-libs $(ALL)
 
 check-libs:
-	@pkg-config --exists $(PKGS) || { echo "logitlens: missing libraries; run 'bash tools/install-deps.sh' (Debian: libhdf5-dev libcjson-dev libopenblas-dev libpcre2-dev libutf8proc-dev pkg-config)" >&2; exit 1; }
+	@pkg-config --exists $(PKGS) || { echo "logitlens: missing libraries; run 'bash tools/install-deps.sh' (Debian: libhdf5-dev libcjson-dev libopenblas-dev libpcre2-dev libutf8proc-dev libyaml-dev pkg-config)" >&2; exit 1; }
 
 deps:
 	@bash tools/install-deps.sh

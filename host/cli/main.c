@@ -77,7 +77,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(cmd, "plan")) rc = ll_cmd_plan(argc - 1, argv + 1);
     else if (!strcmp(cmd, "sweep")) rc = ll_cmd_sweep(argc - 1, argv + 1);
     else {
-        fprintf(stderr, "logitlens: unknown command '%s' (expected run, show, inspect, synth, tokenize or plan)\n", cmd);
+        fprintf(stderr, "logitlens: unknown command '%s' (expected run, show, inspect, synth, tokenize, plan or sweep)\n", cmd);
         rc = 2;
     }
     free(cl);

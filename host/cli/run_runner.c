@@ -401,12 +401,7 @@ static ll_status run_batches(run_ctx *r, ll_err *err) {
         batch_bufs_free(&b);
         return ll_fail(err, LL_ERR_NOMEM, "out of memory");
     }
-    if (r->env.world == 1) { /* ranks: on_signal_ranks since the output was created (run_share_tmp_path) */
-        signal(SIGINT, on_signal);
-        signal(SIGTERM, on_signal);
-    }
-    signal_notes = !o->quiet && r->env.rank == 0;
-    signal(SIGUSR1, on_checkpoint);
+
     /* test hook: deliver SIGINT to ourselves after this many batches (tests/test_interrupt.py) */
     const char *sig_after = getenv("LOGITLENS_TEST_SIGINT_AFTER_BATCHES");
     int64_t sig_after_n = -1, n_batches = 0;
@@ -526,6 +521,18 @@ static ll_status run_share_tmp_path(run_ctx *r, ll_err *err) {
     return rc;
 }
 
+/* From the output's creation on, signals stop the run cleanly (the loading included): one process stops
+ * between layers (SIGINT/SIGTERM) or after the batch in flight (SIGUSR1); ranks end at once on SIGINT/SIGTERM
+ * (run_share_tmp_path installed that) and checkpoint together on SIGUSR1. */
+static void run_install_signals(run_ctx *r) {
+    if (r->env.world == 1) {
+        signal(SIGINT, on_signal);
+        signal(SIGTERM, on_signal);
+    }
+    signal_notes = !r->o->quiet && r->env.rank == 0;
+    signal(SIGUSR1, on_checkpoint);
+}
+
 /* Opens the ranks of a multi-process launch before anything else, so that every later failure of any rank
  * can end all of them: the backend on this rank's device, then the world communicator. */
 static ll_status run_ranks(run_ctx *r, ll_err *err) {
@@ -610,8 +617,13 @@ ll_status ll_run_execute(ll_run_opts *o, ll_err *err) {
     if ((rc = run_open_output(&r, err))) goto done;
     if ((rc = run_share_tmp_path(&r, err))) goto done;
     if ((rc = run_journal_start(&r, err))) goto done;
+    run_install_signals(&r);
     r.t_load = ll_now();
     if ((rc = ll_weights_upload(r.be, r.mf, &r.sh, &r.w, err))) goto done;
+    if (interrupted) {
+        rc = ll_fail(err, LL_ERR_INTERRUPTED, "interrupted by signal %d while loading the weights", (int)interrupted);
+        goto done;
+    }
     ll_engine_par par = {.shard = &r.sh};
     if (r.world_open) {
         if (o->tp == r.env.world) r.tpc = r.wc;
