@@ -14,14 +14,7 @@
 #define GIB (1024.0 * 1024.0 * 1024.0)
 #define PLAN_MAX_WORLD 4096
 
-/* Defaults: an H200-class GPU as ../shared/LENS-MATH.md measures it (bf16 GEMM ~790 TFLOP/s, ~4.3 TB/s of
- * memory, NCCL all-reduce bus bandwidth 370-480 GB/s over NVLink) and one 400 Gb/s NIC per GPU between
- * nodes. fp32 matmuls run on the CUDA cores (an H100/H200 peaks at ~67 TFLOP/s there). */
-#define PLAN_TFLOPS_16 790.0
-#define PLAN_TFLOPS_32 60.0
-#define PLAN_BANDWIDTH_GBS 4300.0
-#define PLAN_INTERCONNECT_GBS 400.0
-#define PLAN_NETWORK_GBS 50.0
+/* The hardware defaults (PLAN_*) are in plan.h. */
 
 static const char plan_usage[] =
     "usage: logitlens plan --model DIR|config.json [--gpus N] [--nodes N] [--gpu-mem GiB] [--batch-tokens N]\n"

@@ -28,6 +28,16 @@
 
 #include <stdio.h>
 
+/* Defaults: an H200-class GPU as ../shared/LENS-MATH.md measures it (bf16 GEMM ~790 TFLOP/s, ~4.3 TB/s of
+ * memory, NCCL all-reduce bus bandwidth 370-480 GB/s over NVLink) and one 400 Gb/s NIC per GPU between
+ * nodes. fp32 matmuls run on the CUDA cores (an H100/H200 peaks at ~67 TFLOP/s there). Rates in units of
+ * TFLOP/s and GB/s. */
+#define PLAN_TFLOPS_16 790.0
+#define PLAN_TFLOPS_32 60.0
+#define PLAN_BANDWIDTH_GBS 4300.0
+#define PLAN_INTERCONNECT_GBS 400.0
+#define PLAN_NETWORK_GBS 50.0
+
 typedef struct ll_plan_hw {
     int gpus;            /* GPUs (ranks) per node */
     int nodes;

@@ -444,7 +444,14 @@ static ll_status run_batches(run_ctx *r, ll_err *err) {
             ll_progress_update(&prog, done);
             continue;
         }
-        if (bi == usr1_at) raise(SIGUSR1); /* test hook: a checkpoint request while this batch is in flight */
+        /* a checkpoint asked for (SIGUSR1, during loading or the batch before): stop before new work */
+        int stop = 0;
+        if ((rc = run_checkpoint_requested(r, &stop, err))) break;
+        if (stop) {
+            rc = ll_fail(err, LL_STOPPED_CHECKPOINT, "stopped at a checkpoint (SIGUSR1) after %lld of %lld tokens",
+                         (long long)done, (long long)r->total_tokens);
+            break;
+        }
         ll_batch batch = {.T = T, .n_prompts = np, .tokens = b.tok, .pos = b.pos, .off = b.off, .target = b.tgt};
         if (writer && (rc = ll_lens_out_alloc(&res, T, r->pts.n, o->topk, c->d_model, o->save_hidden,
                                               saving ? nrows : 0, r->pvocab_n, err)))
@@ -452,6 +459,7 @@ static ll_status run_batches(run_ctx *r, ll_err *err) {
         r->bp.base = done;
         r->bp.T = T;
         if ((rc = ll_engine_forward(r->eng, &batch, err))) break;
+        if (bi == usr1_at) raise(SIGUSR1); /* test hook: a checkpoint request while this batch is in flight */
         if ((rc = ll_engine_lens(r->eng, &batch, b.rows, saving ? nrows : 0, writer ? &res : NULL, err))) break;
         if ((rc = run_test_fault(r, bi, err))) break; /* bi batches committed, this one in flight */
         first += np;
@@ -470,11 +478,6 @@ static ll_status run_batches(run_ctx *r, ll_err *err) {
         }
         if (++n_batches == sig_after_n) raise(SIGINT);
         ll_progress_update(&prog, done);
-        int stop = 0;
-        if ((rc = run_checkpoint_requested(r, &stop, err))) break;
-        if (stop && first < np_all)
-            rc = ll_fail(err, LL_STOPPED_CHECKPOINT, "stopped at a checkpoint (SIGUSR1) after %lld of %lld tokens",
-                         (long long)done, (long long)r->total_tokens);
     }
     if (!rc) rc = run_test_fault(r, n_batches + r->skip_batches, err); /* every batch committed, the file not yet */
     if (rc == LL_ERR_INTERRUPTED && interrupted)

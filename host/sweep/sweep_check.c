@@ -13,13 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* The H200-class defaults of `logitlens plan` (host/cli/cli_plan.c: bf16/f16 GEMM 790 TFLOP/s, fp32 60,
- * 4300 GB/s of memory, 400 GB/s NVLink all-reduce, 50 GB/s between nodes). */
-#define CHECK_TFLOPS_16 790.0
-#define CHECK_TFLOPS_32 60.0
-#define CHECK_BANDWIDTH 4300e9
-#define CHECK_INTERCONNECT 400e9
-#define CHECK_NETWORK 50e9
+/* The estimate uses `logitlens plan`'s H200-class defaults (PLAN_* in host/cli/plan.h). */
 
 void sw_check_free(sw_check *c) {
     for (int i = 0; c->set_tokens && i < c->n_sets; i++) free(c->set_tokens[i]);
@@ -74,8 +68,9 @@ static double estimate(const ll_model_files *mf, const ll_sweep_model *sm, const
     if (ll_config_tensor_specs(&mf->cfg, &specs, &n_specs, &e)) return 0;
     const ll_dtype dt = mf->n_quantized ? LL_DTYPE_F16 : mf->dtype;
     const ll_plan_hw hw = {.gpus = sm->tp * sm->pp, .nodes = 1, .gpu_mem = 1e30,
-                           .flops = (dt == LL_DTYPE_F32 ? CHECK_TFLOPS_32 : CHECK_TFLOPS_16) * 1e12,
-                           .bandwidth = CHECK_BANDWIDTH, .interconnect = CHECK_INTERCONNECT, .network = CHECK_NETWORK};
+                           .flops = (dt == LL_DTYPE_F32 ? PLAN_TFLOPS_32 : PLAN_TFLOPS_16) * 1e12,
+                           .bandwidth = PLAN_BANDWIDTH_GBS * 1e9, .interconnect = PLAN_INTERCONNECT_GBS * 1e9,
+                           .network = PLAN_NETWORK_GBS * 1e9};
     const ll_plan_job job = {.cfg = &mf->cfg, .specs = specs, .n_specs = n_specs, .pts = pts, .topk = topk,
                              .batch_tokens = max_T > 0 ? max_T : sm->batch_tokens, .dtype = dt};
     ll_plan_split sp;
