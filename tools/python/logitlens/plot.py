@@ -50,8 +50,10 @@ def lens_grid(prompt, ax=None, value="prob", max_positions=24, annotate=True, cm
     positions = np.arange(first, n_pos)
     if ax is None:
         label_w = 0.09 * max((len(p) for p in prompt.points), default=4)
+        # "tight", not "constrained": callers (tools/plot_lens.py) call fig.tight_layout(), which
+        # matplotlib refuses on a constrained figure that has a colour bar
         _, ax = plt.subplots(figsize=(1.9 + label_w + 0.62 * max(1, len(positions)), 1.5 + 0.28 * n_points),
-                             layout="constrained")
+                             layout="tight")
     im = ax.imshow(data, aspect="auto", origin="lower", cmap=cmap, vmin=vmin, vmax=vmax, interpolation="nearest")
     ax.figure.colorbar(im, ax=ax, label=label)
     ax.set_yticks(range(n_points))
