@@ -127,6 +127,7 @@ class Run:
         for name in ("tokens", "prompt_offsets", "points", "point_layers", "topk_ids"):
             if name not in f:
                 raise FormatError(f"{self.path}: dataset '{name}' is missing (docs/hdf5-format.md)")
+        self._open = {}
         self.attrs = {k: _attr_value(v) for k, v in f.attrs.items()}
         self.points = _strings(f["points"])
         self.point_layers = f["point_layers"][()]
@@ -167,6 +168,7 @@ class Run:
     def close(self):
         """Closes the file (arrays already read stay valid; a Prompt's ``hidden``/``probs`` not yet
         looked at can no longer be read)."""
+        self._open.clear()
         self._f.close()
 
     def __repr__(self):
@@ -177,6 +179,14 @@ class Run:
     def file(self):
         """The underlying open ``h5py.File``."""
         return self._f
+
+    def dataset(self, name):
+        """The open ``h5py.Dataset`` ``name``, kept open: HDF5's chunk cache belongs to an open dataset,
+        so reading prompt after prompt through the same handle decompresses each chunk once."""
+        ds = self._open.get(name)
+        if ds is None:
+            ds = self._open[name] = self._f[name]
+        return ds
 
     @cached_property
     def prompt_texts(self):
@@ -244,7 +254,7 @@ class Run:
         # token rows of every prompt, in file order, each prompt's rows contiguous
         rows = np.concatenate([np.arange(lo[o], hi[o]) for o in order])
         uniq, inverse = np.unique(rows, return_inverse=True)
-        cols = {name: gather(self._f[name], uniq)[inverse] for name in TOKEN_FIELDS}
+        cols = {name: gather(self.dataset(name), uniq)[inverse] for name in TOKEN_FIELDS}
         bounds = np.concatenate([[0], np.cumsum(hi[order] - lo[order])])
         out = [None] * len(idx)
         for n, o in enumerate(order):
@@ -281,7 +291,7 @@ class Run:
         order = np.argsort(want, kind="stable")
         data = {}
         for name in fields:
-            ds = self._f[name]
+            ds = self.dataset(name)
             rows = np.empty((len(want),) + ds.shape[1:], ds.dtype)
             rows[order] = gather(ds, want[order])
             full = np.full((len(idx),) + ds.shape[1:], _fill_value(ds.dtype), ds.dtype)
@@ -431,7 +441,7 @@ class Prompt:
         self.text = run.prompt_texts[index]
         self.target_text = run.prompt_target_texts[index]
         if arrays is None:
-            arrays = {name: run.file[name][lo:hi] for name in TOKEN_FIELDS}
+            arrays = {name: run.dataset(name)[lo:hi] for name in TOKEN_FIELDS}
         for name in TOKEN_FIELDS:
             a = arrays[name]
             setattr(self, name, np.moveaxis(a, 0, 1) if a.ndim > 1 else a)
@@ -446,7 +456,7 @@ class Prompt:
         f = self.run.file
         if "hidden" not in f:
             return None
-        return np.moveaxis(f["hidden"][self.offset:self.offset + len(self)], 0, 1)
+        return np.moveaxis(self.run.dataset("hidden")[self.offset:self.offset + len(self)], 0, 1)
 
     @cached_property
     def _probs(self):
@@ -456,7 +466,7 @@ class Prompt:
             return None, None, None
         lo, hi = self.offset, self.offset + len(self)
         sel = np.nonzero((pti >= lo) & (pti < hi))[0]
-        block = gather(f["probs"], sel)
+        block = gather(run.dataset("probs"), sel)
         return np.moveaxis(block, 0, 1), pti[sel] - lo, run.probs_vocab_index
 
     @property
