@@ -14,6 +14,7 @@ Plots: ``logitlens.plot`` (matplotlib: ``lens_grid``, ``layer_curve``, ``traject
 import importlib
 
 from .analysis import first_layer, first_point, largest_drop_layer, layer_summary
+from .sweep import open_sweep  # noqa: F401 (a sweep directory as one lazy Dataset)
 from .run import FORMAT, FORMAT_VERSION, FormatError, Prompt, Run, open, point_depths, select_prompt
 
 # The package's version is the engine's (LL_VERSION in include/ll_common.h; tests/test_pkg_install.py
