@@ -8,6 +8,8 @@
 #include "ll_journal.h"
 #include "ll_model.h"
 #include "ll_progress.h"
+
+#include <signal.h>
 #include "ll_ranks.h"
 #include "ll_shard.h"
 #include "ll_tokenizer.h"
@@ -66,7 +68,29 @@ typedef struct run_ctx {
 ll_status run_journal_prepare(run_ctx *r, ll_err *err);
 /* After the output is created (rank 0): starts the journal of a fresh run. */
 ll_status run_journal_start(run_ctx *r, ll_err *err);
+/* Ranks (run_ranks.c). */
+/* Opens the ranks of a multi-process launch (backend, world communicator) before anything else. */
+ll_status run_ranks(run_ctx *r, ll_err *err);
+/* The backend this rank computes on (--device, else its local index; CPU threads shared on a node). */
+ll_status run_backend(run_ctx *r, ll_err *err);
 /* all[i * bytes ..] = rank i's mine (host memory, through the world communicator; a copy at one rank). */
 ll_status run_allgather_host(run_ctx *r, const void *mine, size_t bytes, void *all, ll_err *err);
+/* Every rank's device, "cuda:1 on node7": one allocation of world strings. */
+ll_status run_gather_devices(run_ctx *r, char ***out, ll_err *err);
+/* Every rank learns rank 0's temporary output (removed by whichever rank fails or is ended first). */
+ll_status run_share_tmp_path(run_ctx *r, ll_err *err);
+/* Whether a checkpoint was asked for on any rank (every rank stops before the same batch). */
+ll_status run_checkpoint_requested(run_ctx *r, int *stop, ll_err *err);
+/* A failed rank of a multi-rank run: one line, then every rank ends (does not return with several ranks). */
+void run_fail_ranks(run_ctx *r, ll_status rc, const ll_err *err);
+
+/* Signals (run_signals.c). */
+void run_sig_install(const run_ctx *r);           /* from the output's creation on */
+int run_sig_interrupted(void);                     /* the SIGINT/SIGTERM received (one process), or 0 */
+int run_sig_checkpoint(void);                      /* SIGUSR1 received */
+const volatile sig_atomic_t *run_sig_cancel_flag(void); /* for ll_engine_opts.cancel */
+void run_sig_ranks_output(const char *tmp_path);   /* ranks: rank 0's temporary output, removed on any end */
+void run_sig_output_done(void);                    /* the output is committed: nothing to remove */
+void run_sig_remove_output(void);                  /* remove rank 0's temporary output now */
 
 #endif

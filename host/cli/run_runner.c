@@ -23,40 +23,13 @@
 #include <time.h>
 #include <unistd.h>
 
-static volatile sig_atomic_t interrupted = 0, checkpoint_req = 0;
+
+#define LL_PEAK_LIST 64 /* ranks whose peak memory the closing line lists */
 
 /* Progress within a batch: the engine reports the share done (ll_engine_opts.progress). */
 static void on_batch_progress(void *ctx, double fraction) {
     run_batch_progress *bp = ctx;
     if (bp && bp->prog) ll_progress_update(bp->prog, bp->base + (int64_t)((double)bp->T * fraction));
-}
-static int signal_notes; /* say at once that a signal was seen (not with --quiet; rank 0 only) */
-static void say(const char *msg) {
-    if (signal_notes) (void)!write(2, msg, strlen(msg));
-}
-static void on_checkpoint(int sig) {
-    (void)sig;
-    if (!checkpoint_req) say("logitlens run: SIGUSR1: stopping once the batch in flight is committed\n");
-    checkpoint_req = 1;
-}
-#define LL_PEAK_LIST 64 /* ranks whose peak memory the closing line lists */
-static void on_signal(int sig) {
-    if (!interrupted) say("logitlens run: stopping (signal received); the committed batches are kept\n");
-    interrupted = sig;
-}
-
-/* With several ranks a signal usually means the launcher is ending the job (a rank failed or was killed,
- * or the user stopped mpirun/srun, which kill the ranks soon after): this rank may be blocked in a
- * collective that never completes, so it removes its temporary output at once and exits. */
-static char ranks_tmp_path[4096];
-static void on_signal_ranks(int sig) {
-    if (ranks_tmp_path[0]) unlink(ranks_tmp_path);
-    _exit(128 + sig);
-}
-/* The MPI library may also end this process from inside a collective when another rank aborted, through
- * exit() without a signal: the temporary output goes then too. */
-static void at_exit_ranks(void) {
-    if (ranks_tmp_path[0]) unlink(ranks_tmp_path);
 }
 
 static void run_free(run_ctx *r) {
@@ -157,66 +130,8 @@ static void run_plan_batches(run_ctx *r) {
     }
 }
 
-/* The backend this rank computes on: --device, else the rank's local index on its node. The CPU threads of
- * several ranks on one node share its cores. */
-static ll_status run_backend(run_ctx *r, ll_err *err) {
-    ll_run_opts *o = r->o;
-    int threads = o->threads;
-    if (threads == 0 && r->env.local_world > 1) {
-        long cores = sysconf(_SC_NPROCESSORS_ONLN);
-        threads = cores > r->env.local_world ? (int)(cores / r->env.local_world) : 1;
-    }
-    ll_backend_opts bo = {.threads = threads, .device = o->device >= 0 ? o->device : r->env.local_rank,
-                          .allow_tf32 = o->tf32};
-    return ll_backend_open(o->backend, &bo, &r->be, err);
-}
 
-/* all[i * bytes ..] = rank i's mine[0 .. bytes), host memory, through the backend (the communicator works on
- * backend memory). One rank: a copy. */
-ll_status run_allgather_host(run_ctx *r, const void *mine, size_t bytes, void *all, ll_err *err) {
-    if (r->env.world == 1 || !r->world_open) {
-        memcpy(all, mine, bytes);
-        return LL_OK;
-    }
-    ll_backend *be = r->be;
-    void *d_send = NULL, *d_recv = NULL;
-    ll_status rc;
-    if ((rc = be->ops->alloc(be, bytes, &d_send)) || (rc = be->ops->alloc(be, bytes * (size_t)r->env.world, &d_recv)) ||
-        (rc = be->ops->upload(be, d_send, mine, bytes)))
-        rc = ll_fail(err, rc, "%s", be->err.msg);
-    else if (r->wc->allgather(r->wc, be, d_recv, d_send, bytes))
-        rc = ll_fail(err, LL_ERR_BACKEND, "all-gather over the ranks: %s", r->wc->err.msg);
-    else if ((rc = be->ops->download(be, all, d_recv, bytes * (size_t)r->env.world)))
-        rc = ll_fail(err, rc, "%s", be->err.msg);
-    if (d_send) be->ops->dealloc(be, d_send);
-    if (d_recv) be->ops->dealloc(be, d_recv);
-    return rc;
-}
 
-/* Every rank's device, "cuda:1 on node7" (an array of world strings in one allocation). */
-static ll_status run_gather_devices(run_ctx *r, char ***out, ll_err *err) {
-    enum { W = 96 };
-    const int n = r->env.world;
-    char me[W] = {0}, host[64] = "";
-    gethostname(host, sizeof host - 1);
-    int dev = r->o->device >= 0 ? r->o->device : r->env.local_rank;
-    if (!strcmp(r->be->ops->name, "cpu")) snprintf(me, W, "cpu on %s", host);
-    else snprintf(me, W, "%s:%d on %s", r->be->ops->name, dev, host);
-    char **v = calloc((size_t)n, sizeof *v + W);
-    if (!v) return ll_fail(err, LL_ERR_NOMEM, "out of memory");
-    char *txt = (char *)(v + n);
-    ll_status rc = run_allgather_host(r, me, W, txt, err);
-    if (rc) {
-        free(v);
-        return rc;
-    }
-    for (int i = 0; i < n; i++) {
-        v[i] = txt + (size_t)i * W;
-        v[i][W - 1] = 0;
-    }
-    *out = v;
-    return LL_OK;
-}
 
 /* 3: the backend, and the memory plan checked before anything is uploaded. */
 static ll_status run_open(run_ctx *r, ll_err *err) {
@@ -228,7 +143,7 @@ static ll_status run_open(run_ctx *r, ll_err *err) {
         note(r, "--tf32 has no effect on the cpu backend (its fp32 matmuls stay fp32)");
     r->eo = (ll_engine_opts){.topk = o->topk, .save_hidden = o->save_hidden, .probs_nv = r->ps.mode ? r->pvocab_n : 0,
                              .probs_vocab = r->pvocab, .max_probs_rows = r->max_rows,
-                             .cancel = r->env.world == 1 ? &interrupted : NULL, /* ranks end on a signal at once */
+                             .cancel = r->env.world == 1 ? run_sig_cancel_flag() : NULL, /* ranks end on a signal at once */
                              .progress = on_batch_progress, .progress_ctx = &r->bp};
     ll_memplan plan;
     size_t free_b = 0, total_b = 0;
@@ -372,18 +287,6 @@ static ll_status run_replay_batch(run_ctx *r, int64_t bi, int64_t T, int np, ll_
     return rc;
 }
 
-/* Whether a checkpoint was asked for (SIGUSR1; with several ranks, on any rank: every rank stops after the
- * same batch). */
-static ll_status run_checkpoint_requested(run_ctx *r, int *stop, ll_err *err) {
-    *stop = checkpoint_req != 0;
-    if (r->env.world == 1) return LL_OK;
-    int64_t mine = checkpoint_req != 0, *all = malloc(sizeof mine * (size_t)r->env.world);
-    if (!all) return ll_fail(err, LL_ERR_NOMEM, "out of memory");
-    ll_status rc = run_allgather_host(r, &mine, sizeof mine, all, err);
-    for (int i = 0; !rc && i < r->env.world; i++) *stop |= all[i] != 0;
-    free(all);
-    return rc;
-}
 
 /* 4: the batch loop: forward, lens, commit (journal, then output). SIGINT/SIGTERM stop it within a layer,
  * keeping what was committed; SIGUSR1 after the batch in flight. */
@@ -480,8 +383,8 @@ static ll_status run_batches(run_ctx *r, ll_err *err) {
         ll_progress_update(&prog, done);
     }
     if (!rc) rc = run_test_fault(r, n_batches + r->skip_batches, err); /* every batch committed, the file not yet */
-    if (rc == LL_ERR_INTERRUPTED && interrupted)
-        ll_fail(err, LL_ERR_INTERRUPTED, "interrupted by signal %d after %lld of %lld tokens", (int)interrupted,
+    if (rc == LL_ERR_INTERRUPTED && run_sig_interrupted())
+        ll_fail(err, LL_ERR_INTERRUPTED, "interrupted by signal %d after %lld of %lld tokens", run_sig_interrupted(),
                 (long long)done, (long long)r->total_tokens);
     r->bp.prog = NULL;
     ll_lens_out_free(&res);
@@ -503,85 +406,9 @@ static long peak_rss_kib(void) {
     return kib;
 }
 
-/* Every rank learns rank 0's temporary output file, so that whichever rank fails or is ended first removes
- * it (where it sees the same file system): the MPI library may end rank 0 itself without a signal. */
-static ll_status run_share_tmp_path(run_ctx *r, ll_err *err) {
-    if (r->env.world < 2) return LL_OK;
-    char mine[sizeof ranks_tmp_path] = {0};
-    const char *tmp = ll_h5_tmp_path(r->h5);
-    if (tmp && strlen(tmp) < sizeof mine) strcpy(mine, tmp);
-    char *all = malloc(sizeof mine * (size_t)r->env.world);
-    if (!all) return ll_fail(err, LL_ERR_NOMEM, "out of memory");
-    ll_status rc = run_allgather_host(r, mine, sizeof mine, all, err);
-    if (!rc) {
-        memcpy(ranks_tmp_path, all, sizeof ranks_tmp_path); /* rank 0's */
-        ranks_tmp_path[sizeof ranks_tmp_path - 1] = 0;
-        atexit(at_exit_ranks);
-        signal(SIGINT, on_signal_ranks); /* from here to the end, loading included */
-        signal(SIGTERM, on_signal_ranks);
-    }
-    free(all);
-    return rc;
-}
 
-/* From the output's creation on, signals stop the run cleanly (the loading included): one process stops
- * between layers (SIGINT/SIGTERM) or after the batch in flight (SIGUSR1); ranks end at once on SIGINT/SIGTERM
- * (run_share_tmp_path installed that) and checkpoint together on SIGUSR1. */
-static void run_install_signals(run_ctx *r) {
-    if (r->env.world == 1) {
-        signal(SIGINT, on_signal);
-        signal(SIGTERM, on_signal);
-    }
-    signal_notes = !r->o->quiet && r->env.rank == 0;
-    signal(SIGUSR1, on_checkpoint);
-}
 
-/* Opens the ranks of a multi-process launch before anything else, so that every later failure of any rank
- * can end all of them: the backend on this rank's device, then the world communicator. */
-static ll_status run_ranks(run_ctx *r, ll_err *err) {
-    ll_run_opts *o = r->o;
-    ll_status rc;
-    if ((rc = ll_rank_env_detect(&r->env, err))) return rc;
-    const int want = o->tp * o->pp;
-    if (r->env.world != want) {
-        if (r->env.world == 1)
-            return ll_fail(err, LL_ERR_USAGE,
-                           "--tp %d x --pp %d needs %d ranks but this is one process: launch it with "
-                           "`srun -n %d` or `mpirun -np %d` (docs/scale-out.md)",
-                           o->tp, o->pp, want, want, want);
-        return ll_fail(err, LL_ERR_USAGE, "--tp %d x --pp %d = %d ranks, but %s started %d (rank %d); give --tp and "
-                       "--pp whose product is the number of ranks", o->tp, o->pp, want, r->env.launcher,
-                       r->env.world, r->env.rank);
-    }
-    if (r->env.world == 1) return LL_OK;
-    if (r->env.rank != 0) o->quiet = 1; /* notes and progress from rank 0 only */
-    if ((rc = run_backend(r, err))) return rc;
-    int dev = o->device >= 0 ? o->device : r->env.local_rank;
-    if ((rc = ll_world_open(&r->env, r->be->ops->name, dev, o->rendezvous, o->comm_timeout, &r->world, err)))
-        return rc;
-    r->world_open = 1;
-    r->wc = r->world.comm;
-    const char *chk = getenv("LOGITLENS_DEVICE_CHECK");
-    if (chk && !strcmp(chk, "1") && ll_comm_check_wrap(r->world.comm, &r->wc))
-        return ll_fail(err, LL_ERR_NOMEM, "out of memory");
-    return LL_OK;
-}
 
-/* A failed rank of a multi-rank run ends every rank with one line on stderr: from rank 0 when every rank
- * failed alike (bad input, a split that does not fit the model), since the others wait a moment for rank
- * 0's abort first; else from the failing rank. Then the job is aborted (before the world communicator
- * exists, this rank exits and the launcher ends the others). No output file is left. */
-static void run_fail_ranks(run_ctx *r, ll_status rc, const ll_err *err) {
-    if (r->env.world < 2) return;
-    if (ranks_tmp_path[0]) unlink(ranks_tmp_path); /* rank 0's, before anything else */
-    if (r->env.rank != 0) sleep(2);
-    fprintf(stderr, "logitlens run: rank %d of %d: %s\n", r->env.rank, r->env.world, err->msg);
-    fflush(stderr);
-    ll_h5_abort(r->h5);
-    r->h5 = NULL;
-    if (r->world_open) r->wc->abort(r->wc, ll_status_exit_code(rc));
-    _exit(ll_status_exit_code(rc));
-}
 
 /* After a failure, interruption or checkpoint (rank 0): the committed batches stay in the journal and the
  * message says how to continue; a journal without a committed batch is removed (nothing to resume). */
@@ -620,11 +447,11 @@ ll_status ll_run_execute(ll_run_opts *o, ll_err *err) {
     if ((rc = run_open_output(&r, err))) goto done;
     if ((rc = run_share_tmp_path(&r, err))) goto done;
     if ((rc = run_journal_start(&r, err))) goto done;
-    run_install_signals(&r);
+    run_sig_install(&r);
     r.t_load = ll_now();
     if ((rc = ll_weights_upload(r.be, r.mf, &r.sh, &r.w, err))) goto done;
-    if (interrupted) {
-        rc = ll_fail(err, LL_ERR_INTERRUPTED, "interrupted by signal %d while loading the weights", (int)interrupted);
+    if (run_sig_interrupted()) {
+        rc = ll_fail(err, LL_ERR_INTERRUPTED, "interrupted by signal %d while loading the weights", run_sig_interrupted());
         goto done;
     }
     ll_engine_par par = {.shard = &r.sh};
@@ -641,7 +468,7 @@ ll_status ll_run_execute(ll_run_opts *o, ll_err *err) {
     r.t_run = ll_now();
     if ((rc = run_texts(&r, err))) goto done;
     if ((rc = run_batches(&r, err))) goto done;
-    ranks_tmp_path[0] = 0; /* from here the file is committed (or removed by the commit's failure) */
+    run_sig_output_done(); /* from here the file is committed (or removed by the commit's failure) */
     if (r.h5) {
         rc = ll_h5_commit(r.h5, err);
         r.h5 = NULL;
