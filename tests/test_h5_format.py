@@ -378,3 +378,23 @@ def test_small_runs_make_small_files(ll, tmp_path):
         for name, ds in f.items():
             if isinstance(ds, h5py.Dataset) and ds.chunks:
                 assert np.prod(ds.chunks) * ds.dtype.itemsize <= 1 << 20, name
+
+
+def test_plain_xarray_sees_point_names(ll, tmp_path):
+    """Opened with plain xarray (h5netcdf), every dataset on the point axis carries the point names and layers
+    as coordinates (the CF "coordinates" attribute), so a point can be selected by name."""
+    import xarray as xr
+
+    model = ll.synth(arch="llama", layers=2, d_model=32, heads=4, kv_heads=2, vocab=300, ctx=32, tokenizer="none")
+    out = tmp_path / "x.h5"
+    r = ll.run(["run", "--model", model, "--tokens", "1,2,3,4", "--out", str(out), "--backend", "cpu", "--quiet",
+                "--points", "embed,mid,post", "--save-hidden", "--save-probs", "last"])
+    assert r.rc == 0, r.describe()
+    with xr.open_dataset(out, engine="h5netcdf") as ds:
+        assert list(ds["points"].values) == ["embed", "mid.0", "post.0", "mid.1", "post.1"]
+        for name in ("topk_ids", "entropy", "kl_final", "target_ranks", "hidden", "probs"):
+            assert "points" in ds[name].coords and "point_layers" in ds[name].coords, name
+        sel = ds.set_xindex("points").sel(points="post.0")
+        with h5py.File(out, "r") as f:
+            np.testing.assert_array_equal(sel["entropy"].values, f["entropy"][:, 2])
+            np.testing.assert_array_equal(sel["topk_ids"].values, f["topk_ids"][:, 2, :])

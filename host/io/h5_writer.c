@@ -84,19 +84,25 @@ static void writer_free(ll_h5_writer *w) {
 
 /* ---- attributes ------------------------------------------------------------------------------------ */
 
-static ll_status attr_write(ll_h5_writer *w, const char *name, hid_t ftype, hid_t mtype, int n, const void *buf,
-                            ll_err *err) {
+/* An attribute of loc (the file, or a dataset): a scalar (n < 0) or n values. */
+static ll_status attr_write_on(ll_h5_writer *w, hid_t loc, const char *name, hid_t ftype, hid_t mtype, int n,
+                               const void *buf, ll_err *err) {
     ll_status st = LL_OK;
     hid_t space = -1, attr = -1;
     hsize_t dims[1] = {(hsize_t)n};
     LL_H5_TRY(w->tmp_path, space = n < 0 ? H5Screate(H5S_SCALAR) : H5Screate_simple(1, dims, NULL));
-    LL_H5_TRY(w->tmp_path, attr = H5Acreate2(w->file, name, ftype, space, H5P_DEFAULT, H5P_DEFAULT));
+    LL_H5_TRY(w->tmp_path, attr = H5Acreate2(loc, name, ftype, space, H5P_DEFAULT, H5P_DEFAULT));
     LL_H5_TRY(w->tmp_path, H5Awrite(attr, mtype, buf));
 fail:
     if (st) ll_fail_prefix(err, st, "attribute '%s'", name);
     ll_h5_close_id(&attr);
     ll_h5_close_id(&space);
     return st;
+}
+
+static ll_status attr_write(ll_h5_writer *w, const char *name, hid_t ftype, hid_t mtype, int n, const void *buf,
+                            ll_err *err) {
+    return attr_write_on(w, w->file, name, ftype, mtype, n, buf, err);
 }
 
 static ll_status attr_str(ll_h5_writer *w, const char *name, const char *v, ll_err *err) {
@@ -188,9 +194,17 @@ static ll_status create_ds(ll_h5_writer *w, const char *name, elem_kind kind, in
     }
     LL_H5_TRY(w->tmp_path, ds = H5Dcreate2(w->file, name, elem_file_type(w, kind), space, H5P_DEFAULT, dcpl,
                                            grows ? w->dapl : H5P_DEFAULT));
+    int on_point = 0;
     for (int a = 0; a < rank && !is_scale; a++) {
         LL_H5_TRY(w->tmp_path, H5DSattach_scale(ds, w->scale[dims[a]], (unsigned)a));
         LL_H5_TRY(w->tmp_path, H5DSset_label(ds, (unsigned)a, ll_h5w_dim_names[dims[a]]));
+        on_point |= dims[a] == DIM_POINT;
+    }
+    /* the point names as coordinates of every dataset on the point axis, for readers that follow the CF
+     * "coordinates" attribute (xarray: ds.points; ds.set_xindex("points").sel(points="post.3")) */
+    if (on_point && strcmp(name, "points") && strcmp(name, "point_layers")) {
+        const char *coords = "points point_layers";
+        if ((st = attr_write_on(w, ds, "coordinates", w->t_utf8, w->t_utf8, -1, &coords, err))) goto fail;
     }
     *out = ds;
     ds = -1;
