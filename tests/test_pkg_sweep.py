@@ -191,3 +191,42 @@ def test_not_a_sweep(tmp_path):
     (tmp_path / "sweep.json").write_text('{"format": "other"}')
     with pytest.raises(ValueError, match="not a logitlens sweep"):
         logitlens.open_sweep(tmp_path)
+
+
+def _png_size(path):
+    import struct
+
+    head = open(path, "rb").read(24)
+    assert head[:8] == b"\x89PNG\r\n\x1a\n"
+    return struct.unpack(">II", head[16:24])
+
+
+def test_plot_of_a_sweep(sweep_out, tmp_path):
+    """`logitlens-plot SWEEPDIR` (and `logitlens plot SWEEPDIR`, which runs it) draws every model's
+    trajectories against depth on one figure."""
+    import shutil
+    import subprocess
+    import sys
+
+    pytest.importorskip("matplotlib")
+    out = tmp_path / "sweep.png"
+    r = subprocess.run([sys.executable, "-m", "logitlens", sweep_out, "--out", str(out), "--value", "entropy"],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    w, h = _png_size(out)
+    assert 300 <= w <= 1600 and 200 <= h <= 1200, (w, h)
+    r = subprocess.run([sys.executable, "-m", "logitlens", sweep_out, "--out", str(tmp_path / "x.html")],
+                       capture_output=True, text=True)
+    assert r.returncode == 2 and "a sweep is drawn as an image" in r.stderr, r.stderr
+    # the engine's own `plot` command runs the package's logitlens-plot from PATH
+    bindir = os.path.dirname(sys.executable)
+    if not shutil.which("logitlens-plot", path=bindir):
+        pytest.skip("logitlens-plot is not installed next to this Python (make test-py installs the package)")
+    env = dict(os.environ, PATH=bindir + os.pathsep + os.environ.get("PATH", ""))
+    out2 = tmp_path / "via-engine.png"
+    r = subprocess.run([os.environ["LOGITLENS_BIN"], "plot", sweep_out, "--out", str(out2)], capture_output=True,
+                       text=True, env=env)
+    assert r.returncode == 0 and out2.exists(), r.stderr
+    r = subprocess.run([os.environ["LOGITLENS_BIN"], "plot", sweep_out], capture_output=True, text=True,
+                       env=dict(os.environ, PATH="/nonexistent"))
+    assert r.returncode == 4 and "pip install tools/python" in r.stderr, r.stderr

@@ -10,6 +10,8 @@ int ll_cmd_synth(int argc, char **argv);
 int ll_cmd_tokenize(int argc, char **argv);
 int ll_cmd_plan(int argc, char **argv);
 int ll_cmd_sweep(int argc, char **argv);
+/* plot: runs logitlens-plot (the Python package\'s drawing command) with the same arguments (cli_plot.c). */
+int ll_cmd_plot(int argc, char **argv);
 
 /* The full command line, for the HDF5 `command_line` attribute (set by main). */
 extern const char *ll_command_line;

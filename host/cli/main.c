@@ -22,7 +22,8 @@ static void usage(FILE *f) {
             "  synth     write a small random model in the Hugging Face layout\n"
             "  tokenize  print the token ids and pieces of a text\n"
             "  plan      choose a tensor x pipeline split that fits a cluster's GPUs, from config.json alone\n"
-            "  sweep     many models x prompt shards as tasks: plan, submit to SLURM or run locally, status, merge\n",
+            "  sweep     many models x prompt shards as tasks: plan, submit to SLURM or run locally, status, merge\n"
+            "  plot      pictures of a result file or a sweep (runs logitlens-plot, from the Python package)\n",
             LL_VERSION);
 }
 
@@ -76,8 +77,9 @@ int main(int argc, char **argv) {
     else if (!strcmp(cmd, "tokenize")) rc = ll_cmd_tokenize(argc - 1, argv + 1);
     else if (!strcmp(cmd, "plan")) rc = ll_cmd_plan(argc - 1, argv + 1);
     else if (!strcmp(cmd, "sweep")) rc = ll_cmd_sweep(argc - 1, argv + 1);
+    else if (!strcmp(cmd, "plot")) rc = ll_cmd_plot(argc - 1, argv + 1);
     else {
-        fprintf(stderr, "logitlens: unknown command '%s' (expected run, show, inspect, synth, tokenize, plan or sweep)\n", cmd);
+        fprintf(stderr, "logitlens: unknown command '%s' (expected run, show, inspect, synth, tokenize, plan, sweep or plot)\n", cmd);
         rc = 2;
     }
     free(cl);
