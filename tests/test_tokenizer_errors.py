@@ -189,3 +189,12 @@ def test_batch_errors(tmp_path, base):
     assert p.returncode == 3 and "line 2: expected a JSON array of integer ids" in p.stderr.decode()
     p = harness.run([str(d), "--batch", str(tmp_path / "missing.txt")])
     assert p.returncode == 4 and "cannot open" in p.stderr.decode()
+
+
+@pytest.mark.parametrize("cls_id", [2.2e29, -1, 2**31])
+def test_pair_processor_id_out_of_range(tmp_path, base, cls_id):
+    """RobertaProcessing/BertProcessing ids outside int32 are refused (2.2e29 once reached a float-to-int
+    conversion: found by fuzz_tokenizer_load)."""
+    doc = base["gpt2"]
+    doc["post_processor"] = {"type": "RobertaProcessing", "cls": ["<s>", cls_id], "sep": ["</s>", 2]}
+    _check(tmp_path, doc, 3, "post_processor.cls must be [token, id]")

@@ -70,8 +70,10 @@ static ll_status template_parse(tok_post *p, const cJSON *j, const char *path, l
 static ll_status pair_token(const cJSON *j, const char *key, const char *path, int32_t *id, ll_err *err) {
     const cJSON *a = cJSON_GetObjectItemCaseSensitive(j, key);
     const cJSON *v = cJSON_GetArrayItem(a, 1);
-    if (!cJSON_IsArray(a) || cJSON_GetArraySize(a) != 2 || !cJSON_IsNumber(v) || v->valuedouble < 0)
-        return ll_fail(err, LL_ERR_INPUT, "%s: post_processor.%s must be [token, id]", path, key);
+    if (!cJSON_IsArray(a) || cJSON_GetArraySize(a) != 2 || !cJSON_IsNumber(v) || !(v->valuedouble >= 0) ||
+        v->valuedouble > 2147483646.0)
+        return ll_fail(err, LL_ERR_INPUT, "%s: post_processor.%s must be [token, id] with an id in [0, 2^31 - 1)", path,
+                       key);
     *id = (int32_t)v->valuedouble;
     return LL_OK;
 }
