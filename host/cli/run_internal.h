@@ -35,6 +35,7 @@ typedef struct run_ctx {
     int32_t *all_ids;        /* probs_vocab_index without --probs-vocab */
     int64_t total_tokens, max_T, max_rows;
     int64_t total_probs_rows; /* saved probability rows of the whole run */
+    int64_t n_batches;        /* batches the run packs (run_plan_batches) */
     ll_h5_writer *h5;
     ll_backend *be;
     ll_weights w;
@@ -42,6 +43,8 @@ typedef struct run_ctx {
     ll_rank_env env;         /* this process's place in the launch (one rank without a launcher) */
     ll_world world;          /* the world communicator (opened when there are several ranks) */
     int world_open;
+    void *xg_send, *xg_recv; /* backend buffers of run_allgather_host (xg_bytes per rank) */
+    size_t xg_bytes;
     ll_comm *wc;             /* the world communicator the run uses (world.comm, or its device-check wrapper) */
     ll_comm *tpc;            /* the tensor-parallel group */
     ll_shard sh;             /* what this rank holds */

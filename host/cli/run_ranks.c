@@ -31,18 +31,23 @@ ll_status run_allgather_host(run_ctx *r, const void *mine, size_t bytes, void *a
         return LL_OK;
     }
     ll_backend *be = r->be;
-    void *d_send = NULL, *d_recv = NULL;
     ll_status rc;
-    if ((rc = be->ops->alloc(be, bytes, &d_send)) || (rc = be->ops->alloc(be, bytes * (size_t)r->env.world, &d_recv)) ||
-        (rc = be->ops->upload(be, d_send, mine, bytes)))
-        rc = ll_fail(err, rc, "%s", be->err.msg);
-    else if (r->wc->allgather(r->wc, be, d_recv, d_send, bytes))
-        rc = ll_fail(err, LL_ERR_BACKEND, "all-gather over the ranks: %s", r->wc->err.msg);
-    else if ((rc = be->ops->download(be, all, d_recv, bytes * (size_t)r->env.world)))
-        rc = ll_fail(err, rc, "%s", be->err.msg);
-    if (d_send) be->ops->dealloc(be, d_send);
-    if (d_recv) be->ops->dealloc(be, d_recv);
-    return rc;
+    if (bytes > r->xg_bytes) { /* kept between calls (one a batch): grown when a larger exchange comes */
+        if (r->xg_send) be->ops->dealloc(be, r->xg_send);
+        if (r->xg_recv) be->ops->dealloc(be, r->xg_recv);
+        r->xg_send = r->xg_recv = NULL;
+        r->xg_bytes = 0;
+        if ((rc = be->ops->alloc(be, bytes, &r->xg_send)) ||
+            (rc = be->ops->alloc(be, bytes * (size_t)r->env.world, &r->xg_recv)))
+            return ll_fail(err, rc, "%s", be->err.msg);
+        r->xg_bytes = bytes;
+    }
+    if ((rc = be->ops->upload(be, r->xg_send, mine, bytes))) return ll_fail(err, rc, "%s", be->err.msg);
+    if (r->wc->allgather(r->wc, be, r->xg_recv, r->xg_send, bytes))
+        return ll_fail(err, LL_ERR_BACKEND, "all-gather over the ranks: %s", r->wc->err.msg);
+    if ((rc = be->ops->download(be, all, r->xg_recv, bytes * (size_t)r->env.world)))
+        return ll_fail(err, rc, "%s", be->err.msg);
+    return LL_OK;
 }
 
 /* Every rank's device, "cuda:1 on node7" (an array of world strings in one allocation). */

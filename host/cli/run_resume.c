@@ -63,20 +63,6 @@ static void weights_sample_sha256(const ll_model_files *mf, char hex[65]) {
     for (int i = 0; i < 32; i++) snprintf(hex + 2 * i, 3, "%02x", d[i]);
 }
 
-/* Batches of the run (the runner packs whole prompts up to --batch-tokens the same way). */
-static int64_t count_batches(const run_ctx *r) {
-    const ll_prompt_set *ps = &r->o->prompts;
-    int64_t n = 0, cur = 0;
-    for (int i = 0; i < ps->n; i++) {
-        if (cur == 0 || cur + ps->v[i].n > r->o->batch_tokens) {
-            n++;
-            cur = 0;
-        }
-        cur += ps->v[i].n;
-    }
-    return n;
-}
-
 static const char *or_empty(const char *s) { return s ? s : ""; }
 
 /* The identity as a cJSON object (caller deletes). */
@@ -101,7 +87,7 @@ static cJSON *identity(const run_ctx *r, const char *created, const char *comman
     cJSON_AddStringToObject(j, "prompts_sha256", ph);
     cJSON_AddNumberToObject(j, "prompts", o->prompts.n);
     cJSON_AddNumberToObject(j, "tokens", (double)r->total_tokens);
-    cJSON_AddNumberToObject(j, "batches", (double)count_batches(r));
+    cJSON_AddNumberToObject(j, "batches", (double)r->n_batches);
     cJSON_AddStringToObject(j, "points", or_empty(o->points));
     cJSON_AddStringToObject(j, "layers", or_empty(o->layers));
     cJSON_AddNumberToObject(j, "topk", o->topk);

@@ -41,7 +41,11 @@ static void run_free(run_ctx *r) {
         for (int i = 0; i < 2 * r->o->prompts.n; i++) free(r->texts[i]);
     free(r->texts);
     ll_engine_free(r->eng);
-    if (r->be) ll_weights_free(r->be, &r->w);
+    if (r->be) {
+        ll_weights_free(r->be, &r->w);
+        if (r->xg_send) r->be->ops->dealloc(r->be, r->xg_send);
+        if (r->xg_recv) r->be->ops->dealloc(r->be, r->xg_recv);
+    }
     if (r->tpc && r->tpc != r->wc) ll_comm_close(r->tpc);
     if (r->wc && r->wc != r->world.comm) ll_comm_close(r->wc);
     if (r->world_open) ll_world_close(&r->world); /* before the backend: NCCL needs its device */
@@ -121,6 +125,7 @@ static void run_plan_batches(run_ctx *r) {
         int64_t n = ps->v[i].n, rows = 0;
         for (int64_t j = 0; j < n; j++) rows += ll_probs_selected(&r->ps, j, n);
         if (cur > 0 && cur + n > r->o->batch_tokens) cur = cur_rows = 0;
+        if (cur == 0) r->n_batches++;
         cur += n;
         cur_rows += rows;
         if (cur > r->max_T) r->max_T = cur;
@@ -129,9 +134,6 @@ static void run_plan_batches(run_ctx *r) {
         r->total_probs_rows += rows;
     }
 }
-
-
-
 
 /* 3: the backend, and the memory plan checked before anything is uploaded. */
 static ll_status run_open(run_ctx *r, ll_err *err) {

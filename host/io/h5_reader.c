@@ -23,8 +23,7 @@ void ll_h5_run_close(ll_h5_run *r) {
     free(r);
 }
 
-/* Reads a scalar string attribute (variable or fixed length) into a malloc'ed string. */
-static ll_status attr_read_str(const ll_h5_run *r, const char *name, char **out, ll_err *err) {
+ll_status ll_h5_read_attr_str(const ll_h5_run *r, const char *name, char **out, ll_err *err) {
     ll_status st = LL_OK;
     hid_t attr = -1, type = -1;
     *out = NULL;
@@ -164,7 +163,7 @@ static ll_status check_format(ll_h5_run *r, ll_err *err) {
         return ll_fail(err, LL_ERR_INPUT, "%s: not a logitlens result file (root attribute 'format' is missing)",
                        r->path);
     }
-    if ((st = attr_read_str(r, "format", &fmt, err))) return st;
+    if ((st = ll_h5_read_attr_str(r, "format", &fmt, err))) return st;
     if (strcmp(fmt, LL_H5_FORMAT) != 0) {
         st = ll_fail(err, LL_ERR_INPUT, "%s: not a logitlens result file (attribute 'format' is '%.100s', expected '%s')",
                      r->path, fmt, LL_H5_FORMAT);
@@ -317,24 +316,34 @@ out:
     return LL_OK;
 }
 
-/* Reads rows [off, off + n) of a dataset along its first axis, all of each row. */
-static ll_status read_rows(const ll_h5_run *r, const char *name, hid_t mtype, int64_t off, int64_t n, void *buf,
-                           ll_err *err) {
+ll_status ll_h5_read_rows(const ll_h5_run *r, const char *name, hid_t mtype, int64_t off, int64_t n, void *buf,
+                          ll_err *err) {
     ll_status st = LL_OK;
     hid_t ds = -1, fspace = -1, mspace = -1;
     hsize_t dims[3], start[3] = {0, 0, 0};
+    if (n == 0) return LL_OK;
     LL_H5_TRY(r->path, ds = H5Dopen2(r->file, name, H5P_DEFAULT));
     LL_H5_TRY(r->path, fspace = H5Dget_space(ds));
     int rank = H5Sget_simple_extent_ndims(fspace);
-    LL_ASSERT(rank >= 1 && rank <= 3); /* checked by ll_h5_run_open */
+    if (rank < 1 || rank > 3) {
+        st = ll_fail(err, LL_ERR_INPUT, "%s: dataset '%s': expected 1 to 3 axes", r->path, name);
+        goto out;
+    }
     LL_H5_TRY(r->path, H5Sget_simple_extent_dims(fspace, dims, NULL));
+    if (off < 0 || n < 0 || (hsize_t)(off + n) > dims[0]) {
+        st = ll_fail(err, LL_ERR_INPUT, "%s: dataset '%s': rows %lld..%lld are outside its %llu rows", r->path, name,
+                     (long long)off, (long long)(off + n), (unsigned long long)dims[0]);
+        goto out;
+    }
     start[0] = (hsize_t)off;
     dims[0] = (hsize_t)n;
     LL_H5_TRY(r->path, H5Sselect_hyperslab(fspace, H5S_SELECT_SET, start, NULL, dims, NULL));
     LL_H5_TRY(r->path, mspace = H5Screate_simple(rank, dims, NULL));
     LL_H5_TRY(r->path, H5Dread(ds, mtype, mspace, fspace, H5P_DEFAULT, buf));
+    goto out;
 fail:
-    if (st) ll_fail_prefix(err, st, "dataset '%s'", name);
+    ll_fail_prefix(err, st, "dataset '%s'", name);
+out:
     ll_h5_close_id(&mspace);
     ll_h5_close_id(&fspace);
     ll_h5_close_id(&ds);
@@ -378,14 +387,14 @@ ll_status ll_h5_read_prompt(const ll_h5_run *r, int64_t prompt, ll_h5_prompt_dat
                      (long long)n);
         goto fail;
     }
-    if ((st = read_rows(r, "tokens", H5T_NATIVE_INT32, d->offset, n, d->tokens, err)) ||
-        (st = read_rows(r, "target_ids", H5T_NATIVE_INT32, d->offset, n, d->target_ids, err)) ||
-        (st = read_rows(r, "topk_ids", H5T_NATIVE_INT32, d->offset, n, d->topk_ids, err)) ||
-        (st = read_rows(r, "topk_probs", H5T_NATIVE_FLOAT, d->offset, n, d->topk_probs, err)) ||
-        (st = read_rows(r, "entropy", H5T_NATIVE_FLOAT, d->offset, n, d->entropy, err)) ||
-        (st = read_rows(r, "kl_final", H5T_NATIVE_FLOAT, d->offset, n, d->kl_final, err)) ||
-        (st = read_rows(r, "target_probs", H5T_NATIVE_FLOAT, d->offset, n, d->target_probs, err)) ||
-        (st = read_rows(r, "target_ranks", H5T_NATIVE_INT32, d->offset, n, d->target_ranks, err)))
+    if ((st = ll_h5_read_rows(r, "tokens", H5T_NATIVE_INT32, d->offset, n, d->tokens, err)) ||
+        (st = ll_h5_read_rows(r, "target_ids", H5T_NATIVE_INT32, d->offset, n, d->target_ids, err)) ||
+        (st = ll_h5_read_rows(r, "topk_ids", H5T_NATIVE_INT32, d->offset, n, d->topk_ids, err)) ||
+        (st = ll_h5_read_rows(r, "topk_probs", H5T_NATIVE_FLOAT, d->offset, n, d->topk_probs, err)) ||
+        (st = ll_h5_read_rows(r, "entropy", H5T_NATIVE_FLOAT, d->offset, n, d->entropy, err)) ||
+        (st = ll_h5_read_rows(r, "kl_final", H5T_NATIVE_FLOAT, d->offset, n, d->kl_final, err)) ||
+        (st = ll_h5_read_rows(r, "target_probs", H5T_NATIVE_FLOAT, d->offset, n, d->target_probs, err)) ||
+        (st = ll_h5_read_rows(r, "target_ranks", H5T_NATIVE_INT32, d->offset, n, d->target_ranks, err)))
         goto fail;
     return LL_OK;
 fail:

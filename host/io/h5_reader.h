@@ -43,6 +43,13 @@ ll_status ll_h5_run_open(const char *path, ll_h5_run **out, ll_err *err);
 void ll_h5_run_close(ll_h5_run *r);
 
 /* Reads prompt `prompt` (0 <= prompt < n_prompts) into *out (free with ll_h5_prompt_data_free). */
+/* Rows [off, off + n) of a dataset along its first axis (1 to 3 axes), all of each row, as mtype; rows
+ * outside the dataset are an error. */
+ll_status ll_h5_read_rows(const ll_h5_run *r, const char *name, hid_t mtype, int64_t off, int64_t n, void *buf,
+                          ll_err *err);
+/* A scalar string attribute of the root (variable or fixed length) into a malloc'ed string. */
+ll_status ll_h5_read_attr_str(const ll_h5_run *r, const char *name, char **out, ll_err *err);
+
 ll_status ll_h5_read_prompt(const ll_h5_run *r, int64_t prompt, ll_h5_prompt_data *out, ll_err *err);
 void ll_h5_prompt_data_free(ll_h5_prompt_data *d);
 

@@ -13,31 +13,12 @@ static int attr_exists(const ll_h5_run *r, const char *name) {
 }
 
 ll_status sw_h5_attr_str(const ll_h5_run *r, const char *name, int optional, char **out, ll_err *err) {
-    ll_status st = LL_OK;
-    hid_t attr = -1, type = -1;
     *out = NULL;
     if (!attr_exists(r, name)) {
         if (optional) return LL_OK;
         return ll_fail(err, LL_ERR_INPUT, "%s: root attribute '%s' is missing", r->path, name);
     }
-    LL_H5_TRY(r->path, attr = H5Aopen(r->file, name, H5P_DEFAULT));
-    LL_H5_TRY(r->path, type = H5Aget_type(attr));
-    if (H5Tget_class(type) != H5T_STRING || H5Tis_variable_str(type) <= 0) {
-        st = ll_fail(err, LL_ERR_INPUT, "%s: attribute '%s': expected a variable-length string", r->path, name);
-        goto out;
-    }
-    char *s = NULL;
-    LL_H5_TRY(r->path, H5Aread(attr, type, &s));
-    *out = strdup(s ? s : "");
-    H5free_memory(s);
-    if (!*out) st = ll_fail(err, LL_ERR_NOMEM, "out of memory");
-    goto out;
-fail:
-    ll_fail_prefix(err, st, "attribute '%s'", name);
-out:
-    ll_h5_close_id(&type);
-    ll_h5_close_id(&attr);
-    return st;
+    return ll_h5_read_attr_str(r, name, out, err);
 }
 
 ll_status sw_h5_attr_i64(const ll_h5_run *r, const char *name, int optional, int64_t dflt, int64_t *out, ll_err *err) {
@@ -125,39 +106,6 @@ int sw_h5_has(const ll_h5_run *r, const char *name, int64_t dims[3]) {
     return ok;
 }
 
-ll_status sw_h5_rows(const ll_h5_run *r, const char *name, hid_t mtype, int64_t off, int64_t n, void *buf, ll_err *err) {
-    ll_status st = LL_OK;
-    hid_t ds = -1, fspace = -1, mspace = -1;
-    hsize_t dims[3], start[3] = {0, 0, 0};
-    if (n == 0) return LL_OK;
-    LL_H5_TRY(r->path, ds = H5Dopen2(r->file, name, H5P_DEFAULT));
-    LL_H5_TRY(r->path, fspace = H5Dget_space(ds));
-    int rank = H5Sget_simple_extent_ndims(fspace);
-    if (rank < 1 || rank > 3) {
-        st = ll_fail(err, LL_ERR_INPUT, "%s: dataset '%s': expected 1 to 3 axes", r->path, name);
-        goto out;
-    }
-    LL_H5_TRY(r->path, H5Sget_simple_extent_dims(fspace, dims, NULL));
-    if (off < 0 || n < 0 || (hsize_t)(off + n) > dims[0]) {
-        st = ll_fail(err, LL_ERR_INPUT, "%s: dataset '%s': rows %lld..%lld are outside its %llu rows", r->path, name,
-                     (long long)off, (long long)(off + n), (unsigned long long)dims[0]);
-        goto out;
-    }
-    start[0] = (hsize_t)off;
-    dims[0] = (hsize_t)n;
-    LL_H5_TRY(r->path, H5Sselect_hyperslab(fspace, H5S_SELECT_SET, start, NULL, dims, NULL));
-    LL_H5_TRY(r->path, mspace = H5Screate_simple(rank, dims, NULL));
-    LL_H5_TRY(r->path, H5Dread(ds, mtype, mspace, fspace, H5P_DEFAULT, buf));
-    goto out;
-fail:
-    ll_fail_prefix(err, st, "dataset '%s'", name);
-out:
-    ll_h5_close_id(&mspace);
-    ll_h5_close_id(&fspace);
-    ll_h5_close_id(&ds);
-    return st;
-}
-
 ll_status sw_h5_string_rows(const ll_h5_run *r, const char *name, int64_t off, int64_t n, char ***out, ll_err *err) {
     ll_status st = LL_OK;
     hid_t type = -1, space = -1;
@@ -170,7 +118,7 @@ ll_status sw_h5_string_rows(const ll_h5_run *r, const char *name, int64_t off, i
         return ll_fail(err, LL_ERR_NOMEM, "out of memory");
     }
     LL_H5_TRY(r->path, type = ll_h5_type_utf8());
-    if ((st = sw_h5_rows(r, name, type, off, n, raw, err))) goto out;
+    if ((st = ll_h5_read_rows(r, name, type, off, n, raw, err))) goto out;
     hsize_t d = (hsize_t)n;
     LL_H5_TRY(r->path, space = H5Screate_simple(1, &d, NULL));
     for (int64_t i = 0; i < n && !st; i++)
@@ -201,7 +149,7 @@ ll_status sw_h5_vocab_bytes(const ll_h5_run *r, int64_t n, uint8_t ***bytes, siz
         goto out;
     }
     LL_H5_TRY(r->path, type = H5Tvlen_create(H5T_NATIVE_UINT8));
-    if ((st = sw_h5_rows(r, "vocab_bytes", type, 0, n, raw, err))) goto out;
+    if ((st = ll_h5_read_rows(r, "vocab_bytes", type, 0, n, raw, err))) goto out;
     hsize_t d = (hsize_t)n;
     LL_H5_TRY(r->path, space = H5Screate_simple(1, &d, NULL));
     for (int64_t i = 0; i < n && !st; i++) {

@@ -1,6 +1,7 @@
 /* merge_read.h: what `sweep merge` reads from a shard's result file beyond what the reader
- * (host/io/h5_reader.h) offers: root attributes, and rows of any dataset on a growing axis. The file is
- * opened and checked by ll_h5_run_open, so shapes agree with the format before these read anything. */
+ * (host/io/h5_reader.h: ll_h5_read_rows, ll_h5_read_attr_str) offers: optional and array attributes, string
+ * rows, the vocabulary's bytes. The file is opened and checked by ll_h5_run_open, so shapes agree with the
+ * format before these read anything. */
 #ifndef LL_MERGE_READ_H
 #define LL_MERGE_READ_H
 
@@ -18,8 +19,6 @@ void sw_strs_free(char **v, int n);
 
 /* Whether the dataset exists, and the length of its first axis (its shape up to 3 axes in dims). */
 int sw_h5_has(const ll_h5_run *r, const char *name, int64_t dims[3]);
-/* Rows [off, off + n) of a dataset along its first axis, all of each row, as mtype. */
-ll_status sw_h5_rows(const ll_h5_run *r, const char *name, hid_t mtype, int64_t off, int64_t n, void *buf, ll_err *err);
 /* Rows [off, off + n) of a 1-D string dataset (n malloc'ed strings). */
 ll_status sw_h5_string_rows(const ll_h5_run *r, const char *name, int64_t off, int64_t n, char ***out, ll_err *err);
 /* The whole `vocab_bytes` dataset: n byte strings (bytes[i] of len[i]; one allocation each). */

@@ -81,7 +81,7 @@ static ll_status meta_from(const ll_h5_run *r, const char *path, merge_meta *x, 
         m->n_probs_vocab = d[0];
         if (!(x->probs_vocab = malloc((size_t)(d[0] > 0 ? d[0] : 1) * sizeof *x->probs_vocab)))
             return ll_fail(err, LL_ERR_NOMEM, "out of memory");
-        if ((rc = sw_h5_rows(r, "probs_vocab_index", H5T_NATIVE_INT32, 0, d[0], x->probs_vocab, err))) return rc;
+        if ((rc = ll_h5_read_rows(r, "probs_vocab_index", H5T_NATIVE_INT32, 0, d[0], x->probs_vocab, err))) return rc;
     }
     m->save_hidden = sw_h5_has(r, "hidden", d);
     m->n_vocab = r->n_vocab;
@@ -137,7 +137,7 @@ static ll_status check_same(const ll_h5_run *first, const merge_meta *x, const l
         if (!sw_h5_has(r, "probs_vocab_index", d) || d[0] != x->meta.n_probs_vocab) what = "probs_vocab_index";
         int32_t *ids = what ? NULL : malloc((size_t)(d[0] > 0 ? d[0] : 1) * sizeof *ids);
         if (!what && !ids) rc = ll_fail(err, LL_ERR_NOMEM, "out of memory");
-        else if (!what && !(rc = sw_h5_rows(r, "probs_vocab_index", H5T_NATIVE_INT32, 0, d[0], ids, err)) &&
+        else if (!what && !(rc = ll_h5_read_rows(r, "probs_vocab_index", H5T_NATIVE_INT32, 0, d[0], ids, err)) &&
                  memcmp(ids, x->probs_vocab, (size_t)d[0] * sizeof *ids))
             what = "probs_vocab_index";
         free(ids);
@@ -196,17 +196,17 @@ static ll_status append_block(ll_h5_writer *w, const ll_h5_run *r, const merge_m
     }
     for (int64_t p = p0; p < p1; p++) b.lengths[p - p0] = r->prompt_offsets[p + 1] - r->prompt_offsets[p];
     for (int64_t i = 0; i < nr; i++) b.probs_token[i] = probs_idx[r0 + i] - t0;
-    if ((rc = sw_h5_rows(r, "tokens", H5T_NATIVE_INT32, t0, T, b.tokens, err)) ||
-        (rc = sw_h5_rows(r, "target_ids", H5T_NATIVE_INT32, t0, T, b.targets, err)) ||
-        (rc = sw_h5_rows(r, "topk_ids", H5T_NATIVE_INT32, t0, T, b.topk_ids, err)) ||
-        (rc = sw_h5_rows(r, "topk_probs", H5T_NATIVE_FLOAT, t0, T, b.topk_probs, err)) ||
-        (rc = sw_h5_rows(r, "entropy", H5T_NATIVE_FLOAT, t0, T, b.entropy, err)) ||
-        (rc = sw_h5_rows(r, "kl_final", H5T_NATIVE_FLOAT, t0, T, b.kl, err)) ||
-        (rc = sw_h5_rows(r, "target_probs", H5T_NATIVE_FLOAT, t0, T, b.tprobs, err)) ||
-        (rc = sw_h5_rows(r, "target_logprobs", H5T_NATIVE_FLOAT, t0, T, b.tlogprobs, err)) ||
-        (rc = sw_h5_rows(r, "target_ranks", H5T_NATIVE_INT32, t0, T, b.ranks, err)) ||
-        (b.hidden && (rc = sw_h5_rows(r, "hidden", H5T_NATIVE_FLOAT, t0, T, b.hidden, err))) ||
-        (nr > 0 && (rc = sw_h5_rows(r, "probs", f16, r0, nr, b.probs, err))) ||
+    if ((rc = ll_h5_read_rows(r, "tokens", H5T_NATIVE_INT32, t0, T, b.tokens, err)) ||
+        (rc = ll_h5_read_rows(r, "target_ids", H5T_NATIVE_INT32, t0, T, b.targets, err)) ||
+        (rc = ll_h5_read_rows(r, "topk_ids", H5T_NATIVE_INT32, t0, T, b.topk_ids, err)) ||
+        (rc = ll_h5_read_rows(r, "topk_probs", H5T_NATIVE_FLOAT, t0, T, b.topk_probs, err)) ||
+        (rc = ll_h5_read_rows(r, "entropy", H5T_NATIVE_FLOAT, t0, T, b.entropy, err)) ||
+        (rc = ll_h5_read_rows(r, "kl_final", H5T_NATIVE_FLOAT, t0, T, b.kl, err)) ||
+        (rc = ll_h5_read_rows(r, "target_probs", H5T_NATIVE_FLOAT, t0, T, b.tprobs, err)) ||
+        (rc = ll_h5_read_rows(r, "target_logprobs", H5T_NATIVE_FLOAT, t0, T, b.tlogprobs, err)) ||
+        (rc = ll_h5_read_rows(r, "target_ranks", H5T_NATIVE_INT32, t0, T, b.ranks, err)) ||
+        (b.hidden && (rc = ll_h5_read_rows(r, "hidden", H5T_NATIVE_FLOAT, t0, T, b.hidden, err))) ||
+        (nr > 0 && (rc = ll_h5_read_rows(r, "probs", f16, r0, nr, b.probs, err))) ||
         (rc = sw_h5_string_rows(r, "prompts", p0, np, &b.texts, err)) ||
         (rc = sw_h5_string_rows(r, "prompt_targets", p0, np, &b.ptargets, err))) {
         block_free(&b, np);
@@ -232,7 +232,7 @@ static ll_status append_shard(ll_h5_writer *w, const ll_h5_run *r, const merge_m
         n_probs = d[0];
         if (!(idx = malloc((size_t)(n_probs > 0 ? n_probs : 1) * sizeof *idx)))
             return ll_fail(err, LL_ERR_NOMEM, "out of memory");
-        if ((rc = sw_h5_rows(r, "probs_token_index", H5T_NATIVE_INT64, 0, n_probs, idx, err))) goto out;
+        if ((rc = ll_h5_read_rows(r, "probs_token_index", H5T_NATIVE_INT64, 0, n_probs, idx, err))) goto out;
         for (int64_t i = 1; i < n_probs; i++)
             if (idx[i] <= idx[i - 1] || idx[i] >= r->n_tokens) {
                 rc = ll_fail(err, LL_ERR_INPUT, "%s: probs_token_index is not increasing within the token axis", r->path);
